@@ -1,0 +1,1 @@
+"""Readers that turn raw scientific files into compact tensors, with every dropped record explained."""
