@@ -1,0 +1,75 @@
+# Raw files -> shards -> one processed data set (+ rejects) -> handcrafted baseline features.
+
+
+rule preprocess_shard:
+    input:
+        lambda wc: ds_cfg(wc.ds)["input"] + ([ds_cfg(wc.ds)["labels"]] if ds_cfg(wc.ds)["labels"] else []),
+    output:
+        data=f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/data.pt",
+        records=f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/records.parquet",
+        rejects=f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/rejects.tsv",
+        counts=f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/counts.json",
+    params:
+        cfg=lambda wc: params_json(wc.ds, INGEST_KEYS),
+        out=lambda wc, output: os.path.dirname(output.data),
+    log:
+        f"{LOGS}/{{ds}}/preprocess_{{shard}}of{{n}}.log",
+    benchmark:
+        f"{BENCH}/{{ds}}/preprocess_{{shard}}of{{n}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=compute("preprocess", "mem_mb"),
+        runtime=compute("preprocess", "runtime"),
+    shell:
+        "sciclr preprocess --params {params.cfg:q} --shard {wildcards.shard} "
+        "--n-shards {wildcards.n} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule gather:
+    input:
+        lambda wc: expand(
+            f"{R}/{wc.ds}/processed/shards/{{i}}of{n_shards(wc.ds)}/data.pt",
+            i=range(n_shards(wc.ds)),
+        ),
+    output:
+        data=processed("{ds}", "data.pt"),
+        records=processed("{ds}", "records.tsv"),
+        rejects=processed("{ds}", "rejects.tsv"),
+        summary=processed("{ds}", "summary.json"),
+    params:
+        cfg=lambda wc: params_json(wc.ds, INGEST_KEYS),
+        out=lambda wc, output: os.path.dirname(output.data),
+        shards=lambda wc, input: [os.path.dirname(p) for p in input],
+    log:
+        f"{LOGS}/{{ds}}/gather.log",
+    benchmark:
+        f"{BENCH}/{{ds}}/gather.tsv"
+    threads: 1
+    resources:
+        mem_mb=compute("preprocess", "mem_mb"),
+        runtime=compute("preprocess", "runtime"),
+    shell:
+        "sciclr gather --params {params.cfg:q} --out {params.out:q} {params.shards:q} > {log:q} 2>&1"
+
+
+rule features:
+    input:
+        data=processed("{ds}", "data.pt"),
+        records=processed("{ds}", "records.tsv"),
+    output:
+        f"{R}/{{ds}}/features/{{name}}.npz",
+    params:
+        cfg=lambda wc: params_json(wc.ds, FEATURE_KEYS),
+        data=lambda wc, input: os.path.dirname(input.data),
+        out=lambda wc, output: os.path.dirname(output[0]),
+    log:
+        f"{LOGS}/{{ds}}/features_{{name}}.log",
+    benchmark:
+        f"{BENCH}/{{ds}}/features_{{name}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=compute("preprocess", "mem_mb"),
+        runtime=compute("preprocess", "runtime"),
+    shell:
+        "sciclr features --params {params.cfg:q} --data {params.data:q} --out {params.out:q} "
+        "--names {wildcards.name} > {log:q} 2>&1"
