@@ -1,11 +1,12 @@
 # sciclr: multi-view InfoNCE contrastive learning for DNA sequences and crystal structures.
 # Run: snakemake --cores all   (see README.md; edit config/config.yaml to change what runs)
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
 from sciclr.config import check_inputs, check_schema, normalize, prepare_sections
-
+from sciclr.errors import SciclrError
 
 min_version("8.20")
 
@@ -14,11 +15,14 @@ configfile: "config/config.yaml"
 
 
 # strict check first (one line naming the key), then defaults via snakemake's validate
-check_schema(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-prepare_sections(config)
-validate(config, "workflow/schemas/config.schema.yaml")
-normalize(config)
-check_inputs(config)
+try:
+    check_schema(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+    prepare_sections(config)
+    validate(config, "workflow/schemas/config.schema.yaml")
+    normalize(config)
+    check_inputs(config)
+except SciclrError as err:
+    sys.exit(f"sciclr: {err}")
 
 
 include: "workflow/rules/common.smk"
@@ -29,6 +33,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         REPORT,
-    default_target: True

@@ -16,8 +16,20 @@ BASELINES = {
 }
 
 # which config keys each step depends on: a change reruns exactly the steps that read it
-INGEST_KEYS = ["name", "domain", "input", "format", "cif_column", "labels", "id_column",
-               "split_column", "split_fractions", "split_seed", "tasks", "preprocess"]
+INGEST_KEYS = [
+    "name",
+    "domain",
+    "input",
+    "format",
+    "cif_column",
+    "labels",
+    "id_column",
+    "split_column",
+    "split_fractions",
+    "split_seed",
+    "tasks",
+    "preprocess",
+]
 FEATURE_KEYS = ["name", "domain", "baselines"]
 TRAIN_KEYS = ["name", "domain", "tasks", "views", "model", "train", "device"]
 EMBED_KEYS = ["name", "domain", "model", "device"]
@@ -73,3 +85,41 @@ def sweep_datasets():
 
 def sweep_runs():
     return [f"tau{t:g}" for t in config["temperature_sweep"]["temperatures"]]
+
+
+def embed_inputs(wc):
+    inputs = {
+        "data": processed(wc.ds, "data.pt"),
+        "records": processed(wc.ds, "records.tsv"),
+    }
+    if wc.emb != "untrained":
+        inputs["checkpoint"] = f"{R}/{wc.ds}/runs/{wc.emb}/checkpoint.pt"
+    return inputs
+
+
+def feature_sets(ds, scope):
+    """Feature sets scored in ``scope``: the main comparison, or one sweep run."""
+    if scope == "metrics":
+        names = ["ssl", "untrained"]
+        files = [f"{R}/{ds}/embeddings/{n}.npz" for n in names]
+        names += baseline_names(ds)
+        files += [f"{R}/{ds}/features/{n}.npz" for n in baseline_names(ds)]
+    else:  # sweep/tau<T>
+        run = scope.split("/", 1)[1]
+        names, files = ["ssl"], [f"{R}/{ds}/embeddings/{run}.npz"]
+    return dict(zip(names, files))
+
+
+def feature_args(ds, scope):
+    return [f"{n}={p}" for n, p in feature_sets(ds, scope).items()]
+
+
+def report_inputs(wc=None):
+    files = {}
+    for ds in DATASETS:
+        files[f"{ds}_probe"] = f"{R}/{ds}/metrics/probe.tsv"
+        files[f"{ds}_cluster"] = f"{R}/{ds}/metrics/cluster.tsv"
+        files[f"{ds}_figures"] = f"{R}/{ds}/figures"
+        files[f"{ds}_summary"] = processed(ds, "summary.json")
+        files[f"{ds}_train"] = f"{R}/{ds}/runs/ssl/train_summary.json"
+    return files

@@ -3,23 +3,26 @@
 
 rule preprocess_shard:
     input:
-        lambda wc: ds_cfg(wc.ds)["input"] + ([ds_cfg(wc.ds)["labels"]] if ds_cfg(wc.ds)["labels"] else []),
+        lambda wc: ds_cfg(wc.ds)["input"]
+        + ([ds_cfg(wc.ds)["labels"]] if ds_cfg(wc.ds)["labels"] else []),
     output:
         data=f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/data.pt",
         records=f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/records.parquet",
         rejects=f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/rejects.tsv",
         counts=f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/counts.json",
-    params:
-        cfg=lambda wc: params_json(wc.ds, INGEST_KEYS),
-        out=lambda wc, output: os.path.dirname(output.data),
     log:
         f"{LOGS}/{{ds}}/preprocess_{{shard}}of{{n}}.log",
     benchmark:
         f"{BENCH}/{{ds}}/preprocess_{{shard}}of{{n}}.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=compute("preprocess", "mem_mb"),
         runtime=compute("preprocess", "runtime"),
+    params:
+        cfg=lambda wc: params_json(wc.ds, INGEST_KEYS),
+        out=lambda wc, output: os.path.dirname(output.data),
     shell:
         "sciclr preprocess --params {params.cfg:q} --shard {wildcards.shard} "
         "--n-shards {wildcards.n} --out {params.out:q} > {log:q} 2>&1"
@@ -36,18 +39,20 @@ rule gather:
         records=processed("{ds}", "records.tsv"),
         rejects=processed("{ds}", "rejects.tsv"),
         summary=processed("{ds}", "summary.json"),
-    params:
-        cfg=lambda wc: params_json(wc.ds, INGEST_KEYS),
-        out=lambda wc, output: os.path.dirname(output.data),
-        shards=lambda wc, input: [os.path.dirname(p) for p in input],
     log:
         f"{LOGS}/{{ds}}/gather.log",
     benchmark:
         f"{BENCH}/{{ds}}/gather.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=compute("preprocess", "mem_mb"),
         runtime=compute("preprocess", "runtime"),
+    params:
+        cfg=lambda wc: params_json(wc.ds, INGEST_KEYS),
+        out=lambda wc, output: os.path.dirname(output.data),
+        shards=lambda wc, input: [os.path.dirname(p) for p in input],
     shell:
         "sciclr gather --params {params.cfg:q} --out {params.out:q} {params.shards:q} > {log:q} 2>&1"
 
@@ -58,18 +63,20 @@ rule features:
         records=processed("{ds}", "records.tsv"),
     output:
         f"{R}/{{ds}}/features/{{name}}.npz",
-    params:
-        cfg=lambda wc: params_json(wc.ds, FEATURE_KEYS),
-        data=lambda wc, input: os.path.dirname(input.data),
-        out=lambda wc, output: os.path.dirname(output[0]),
     log:
         f"{LOGS}/{{ds}}/features_{{name}}.log",
     benchmark:
         f"{BENCH}/{{ds}}/features_{{name}}.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=compute("preprocess", "mem_mb"),
         runtime=compute("preprocess", "runtime"),
+    params:
+        cfg=lambda wc: params_json(wc.ds, FEATURE_KEYS),
+        data=lambda wc, input: os.path.dirname(input.data),
+        out=lambda wc, output: os.path.dirname(output[0]),
     shell:
         "sciclr features --params {params.cfg:q} --data {params.data:q} --out {params.out:q} "
         "--names {wildcards.name} > {log:q} 2>&1"

@@ -9,29 +9,24 @@ rule train:
         checkpoint=f"{R}/{{ds}}/runs/{{run}}/checkpoint.pt",
         metrics=f"{R}/{{ds}}/runs/{{run}}/metrics.csv",
         summary=f"{R}/{{ds}}/runs/{{run}}/train_summary.json",
-    params:
-        cfg=lambda wc: params_json(wc.ds, TRAIN_KEYS, **run_overrides(wc.run)),
-        data=lambda wc, input: os.path.dirname(input.data),
-        out=lambda wc, output: os.path.dirname(output.checkpoint),
     log:
         f"{LOGS}/{{ds}}/train_{{run}}.log",
     benchmark:
         f"{BENCH}/{{ds}}/train_{{run}}.tsv"
+    conda:
+        "../../environment.yml"
     threads: compute("train", "threads")
     resources:
         mem_mb=compute("train", "mem_mb"),
         runtime=compute("train", "runtime"),
         gpu=compute("train", "gpus"),
+    params:
+        cfg=lambda wc: params_json(wc.ds, TRAIN_KEYS, **run_overrides(wc.run)),
+        data=lambda wc, input: os.path.dirname(input.data),
+        out=lambda wc, output: os.path.dirname(output.checkpoint),
     shell:
         "OMP_NUM_THREADS={threads} sciclr train --params {params.cfg:q} --data {params.data:q} "
         "--out {params.out:q} > {log:q} 2>&1"
-
-
-def embed_inputs(wc):
-    inputs = {"data": processed(wc.ds, "data.pt"), "records": processed(wc.ds, "records.tsv")}
-    if wc.emb != "untrained":
-        inputs["checkpoint"] = f"{R}/{wc.ds}/runs/{wc.emb}/checkpoint.pt"
-    return inputs
 
 
 rule embed:
@@ -39,6 +34,16 @@ rule embed:
         unpack(embed_inputs),
     output:
         f"{R}/{{ds}}/embeddings/{{emb}}.npz",
+    log:
+        f"{LOGS}/{{ds}}/embed_{{emb}}.log",
+    benchmark:
+        f"{BENCH}/{{ds}}/embed_{{emb}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: compute("train", "threads")
+    resources:
+        mem_mb=compute("train", "mem_mb"),
+        runtime=compute("train", "runtime"),
     params:
         # the untrained baseline depends on the model and its seed; a trained one on its checkpoint
         cfg=lambda wc: params_json(
@@ -46,16 +51,10 @@ rule embed:
         ),
         data=lambda wc, input: os.path.dirname(input.data),
         checkpoint=lambda wc, input: (
-            f"--checkpoint {shlex.quote(input.checkpoint)}" if "checkpoint" in input.keys() else ""
+            f"--checkpoint {shlex.quote(input.checkpoint)}"
+            if "checkpoint" in input.keys()
+            else ""
         ),
-    log:
-        f"{LOGS}/{{ds}}/embed_{{emb}}.log",
-    benchmark:
-        f"{BENCH}/{{ds}}/embed_{{emb}}.tsv"
-    threads: compute("train", "threads")
-    resources:
-        mem_mb=compute("train", "mem_mb"),
-        runtime=compute("train", "runtime"),
     shell:
         "OMP_NUM_THREADS={threads} sciclr embed --params {params.cfg:q} --data {params.data:q} "
         "{params.checkpoint} --out {output:q} > {log:q} 2>&1"
