@@ -12,9 +12,18 @@
 # AuthInfo=socket=<dir>/munge/munge.socket, and the ports are picked free at start, so this
 # cluster can run next to another one.
 #
+# One catch: snakemake-executor-plugin-slurm-jobstep (0.6.1) removes every SLURM_* variable
+# except the job-identity ones from the environment of the `srun` it starts inside each job,
+# SLURM_CONF included; srun then looks for /etc/slurm/slurm.conf, then DNS SRV records, and
+# dies ("Could not establish a configuration source"). A real cluster has /etc/slurm, this
+# one must not touch it: so <dir>/bin holds thin wrappers (srun, sbatch, squeue, ...) that set
+# SLURM_CONF and exec the real client. Put <dir>/bin first on PATH when using the cluster.
+#
 # Usage:
 #   local_slurm.sh start [DIR]   start munged, slurmctld and slurmd; wait until the node is
-#                                idle; print shell assignments (SLURM_CONF=..., ...) on stdout.
+#                                idle; print shell assignments on stdout: LOCAL_SLURM_DIR,
+#                                SLURM_CONF, LOCAL_SLURM_BIN (prepend to PATH), and
+#                                LOCAL_SLURM_PARTITION.
 #                                DIR defaults to a new mktemp dir under /tmp (keep it short:
 #                                unix socket paths are limited to 107 bytes).
 #   local_slurm.sh stop DIR      stop exactly the daemons recorded in DIR/pids, by PID.
@@ -73,6 +82,16 @@ do_status() { # dir
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# the first ELF executable of that name on PATH (skips wrappers of an earlier cluster)
+real_binary() { # name
+    local d
+    local IFS=:
+    for d in $PATH; do
+        [ -x "$d/$1" ] && [ "$(head -c 4 "$d/$1" | tr -d '\0')" = $'\x7fELF' ] && { echo "$d/$1"; return 0; }
+    done
+    return 1
 }
 
 # start a daemon in the foreground mode of its own, detached from our stdin/stdout, and record
@@ -168,6 +187,15 @@ EOF
     : >"$DIR/plugstack.conf"
     export SLURM_CONF="$DIR/slurm.conf"
 
+    # client wrappers that survive the jobstep plugin's removal of SLURM_CONF (see top)
+    mkdir -p "$DIR/bin"
+    local tool real
+    for tool in srun sbatch salloc squeue sinfo scontrol scancel sacct sacctmgr sshare sstat; do
+        real=$(real_binary "$tool") || continue
+        printf '#!/bin/sh\nexport SLURM_CONF=%s/slurm.conf\nexec %s "$@"\n' "$DIR" "$real" >"$DIR/bin/$tool"
+        chmod 0755 "$DIR/bin/$tool"
+    done
+
     # --- daemons, in the foreground mode (-D) so that $! is the daemon itself
     spawn slurmctld "$DIR/log/slurmctld.out" slurmctld -D -c -f "$DIR/slurm.conf"
     spawn slurmd "$DIR/log/slurmd.out" slurmd -D -f "$DIR/slurm.conf" -N localhost
@@ -191,6 +219,7 @@ EOF
     # machine-readable result (eval-able): the test and users read these
     echo "LOCAL_SLURM_DIR=$DIR"
     echo "SLURM_CONF=$DIR/slurm.conf"
+    echo "LOCAL_SLURM_BIN=$DIR/bin"
     echo "LOCAL_SLURM_PARTITION=$partition"
 }
 

@@ -1,0 +1,343 @@
+"""What to evaluate: tasks (configured and derived), probe settings and targets, from a data set's
+config section.
+
+The analysis reads the data set's ``tasks`` (``column``, ``type``) and its ``analysis`` section.
+Every key has a default here, so an empty ``analysis`` section gives a complete, honest
+evaluation; :data:`ANALYSIS_DEFAULTS` is the single list of keys (the workflow schema mirrors it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sciclr.errors import SciclrError
+
+__all__ = [
+    "ANALYSIS_DEFAULTS",
+    "HIGHER_IS_BETTER",
+    "Settings",
+    "Target",
+    "TaskData",
+    "load_params",
+    "resolve_tasks",
+]
+
+#: Every ``analysis`` key with its default. Types are checked in :meth:`Settings.from_params`.
+ANALYSIS_DEFAULTS: dict[str, Any] = {
+    "seed": 0,  # seeds bootstrap, CV folds, k-means, Leiden, UMAP, random forest
+    "bootstrap": 1000,  # bootstrap resamples of the test set for 95 % CIs (0 = no CIs)
+    "ci_level": 0.95,
+    "cv_folds": 5,  # folds on train when there is no val split
+    "logistic_c": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0],  # inverse L2 strengths tried
+    "ridge_alpha": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],  # L2 strengths tried
+    "max_iter": 1000,  # logistic-regression iterations
+    "probes": ["linear", "knn"],  # probes run for every feature set (dummy is always added)
+    "knn_k": 10,
+    "rf_features": [],  # feature sets that also get a random-forest probe (a strong baseline)
+    "rf_trees": 300,
+    "primary_feature_set": "ssl",  # the representation under test
+    "verdict_probe": "linear",  # its probe compared with the baselines in the summary
+    "primary_metric": {},  # task name -> metric used for selection and verdicts
+    "derived_tasks": [],  # extra tasks computed from label columns (threshold / subset)
+    "targets": [],  # [{task, metric, min|max, feature_set=ssl, probe=linear}]
+    "cluster_column": None,  # classification task for clustering (default: the first)
+    "cluster_split": "test",
+    "cluster_methods": ["kmeans", "hdbscan", "leiden"],
+    "cluster_scale": "standardize",  # standardize | l2 | none (applied before clustering)
+    "hdbscan_min_cluster_size": 10,
+    "hdbscan_pca": 20,  # PCA dimensions before HDBSCAN (0 = none); density is unreliable in 1000s of dims
+    "leiden_neighbors": 15,
+    "leiden_resolution": 1.0,
+    "silhouette_max": 2000,  # items sampled for the silhouette (it is O(n^2))
+    "umap": True,
+    "umap_feature_sets": None,  # None = every feature set given to `sciclr figures`
+    "umap_max_points": 4000,
+    "umap_neighbors": 15,
+}
+
+#: Direction of every metric the analysis writes.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "accuracy": True,
+    "balanced_accuracy": True,
+    "macro_f1": True,
+    "roc_auc": True,
+    "mae": False,
+    "rmse": False,
+    "r2": True,
+    "spearman": True,
+    "ari": True,
+    "nmi": True,
+    "silhouette": True,
+    "noise_fraction": False,
+    "n_clusters": True,
+}
+
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
+REGRESSION_METRICS = ("mae", "rmse", "r2", "spearman")
+_OPS = {
+    "gt": np.greater,
+    "ge": np.greater_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "eq": np.equal,
+    "ne": np.not_equal,
+}
+
+
+def load_params(arg: str) -> dict[str, Any]:
+    """Parse ``--params``: inline JSON (starting with ``{``) or the path of a JSON file."""
+    text = arg.strip()
+    source = "--params"
+    if not text.startswith("{"):
+        path = Path(arg)
+        if not path.exists():
+            raise SciclrError(f"{arg}: params file not found (expected a JSON object or a file)")
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SciclrError(f"{source}: invalid JSON ({exc})") from None
+    if not isinstance(params, dict):
+        raise SciclrError(f"{source}: expected a JSON object, got {type(params).__name__}")
+    return params
+
+
+@dataclass(frozen=True)
+class Target:
+    """A success criterion, e.g. SSL linear-probe accuracy on ``label`` ≥ 0.90."""
+
+    task: str
+    metric: str
+    bound: float
+    is_min: bool  # True: value must be >= bound; False: value must be <= bound
+    feature_set: str = "ssl"
+    probe: str = "linear"
+
+    def met(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        return value >= self.bound if self.is_min else value <= self.bound
+
+    @property
+    def op(self) -> str:
+        return "≥" if self.is_min else "≤"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``analysis`` section with defaults filled in, plus the data set's name and tasks."""
+
+    dataset: str
+    domain: str
+    tasks: tuple[dict[str, Any], ...]
+    values: Mapping[str, Any]
+    targets: tuple[Target, ...]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], dataset: str | None = None) -> Settings:
+        """Read a data set's config section (``name``, ``domain``, ``tasks``, ``analysis``)."""
+        section = params.get("analysis") or {}
+        if not isinstance(section, Mapping):
+            raise SciclrError("params: 'analysis' must be a mapping")
+        unknown = sorted(set(section) - set(ANALYSIS_DEFAULTS))
+        if unknown:
+            raise SciclrError(
+                f"params: unknown analysis key(s) {unknown}; known: {sorted(ANALYSIS_DEFAULTS)}"
+            )
+        values = {**ANALYSIS_DEFAULTS, **section}
+        for key, default in ANALYSIS_DEFAULTS.items():
+            _check_type(key, values[key], default)
+        tasks = params.get("tasks") or []
+        if not isinstance(tasks, Sequence) or not all(
+            isinstance(t, Mapping) and "column" in t for t in tasks
+        ):
+            raise SciclrError("params: 'tasks' must be a list of {column, type} mappings")
+        for t in [*tasks, *values["derived_tasks"]]:
+            if t.get("type") not in ("classification", "regression"):
+                raise SciclrError(
+                    f"params: task {t.get('name', t.get('column'))!r} has type "
+                    f"{t.get('type')!r}; expected 'classification' or 'regression'"
+                )
+        for t in values["derived_tasks"]:
+            if "name" not in t or "column" not in t:
+                raise SciclrError(f"params: derived task {dict(t)} needs 'name' and 'column'")
+        targets = tuple(_parse_target(t, values) for t in values["targets"])
+        name = dataset or str(params.get("name") or params.get("dataset") or "dataset")
+        return cls(
+            dataset=name,
+            domain=str(params.get("domain", "")),
+            tasks=tuple(dict(t) for t in tasks),
+            values=values,
+            targets=targets,
+        )
+
+
+def _check_type(key: str, value: Any, default: Any) -> None:
+    if default is None or value is None:
+        return
+    expected: type | tuple[type, ...]
+    if isinstance(default, bool):
+        expected = bool
+    elif isinstance(default, int):
+        expected = int
+    elif isinstance(default, float):
+        expected = (int, float)
+    else:
+        expected = type(default)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise SciclrError(
+            f"params: analysis.{key} must be {getattr(expected, '__name__', 'a number')}, "
+            f"got {value!r}"
+        )
+
+
+def _parse_target(t: Mapping[str, Any], values: Mapping[str, Any]) -> Target:
+    if "task" not in t or "metric" not in t or ("min" in t) == ("max" in t):
+        raise SciclrError(
+            f"params: target {dict(t)} needs 'task', 'metric' and exactly one of 'min'/'max'"
+        )
+    metric = str(t["metric"])
+    if metric not in HIGHER_IS_BETTER:
+        raise SciclrError(f"params: target metric {metric!r} unknown; known: {sorted(HIGHER_IS_BETTER)}")
+    is_min = "min" in t
+    default_probe = "kmeans" if metric in ("ari", "nmi", "silhouette") else values["verdict_probe"]
+    return Target(
+        task=str(t["task"]),
+        metric=metric,
+        bound=float(t["min"] if is_min else t["max"]),
+        is_min=is_min,
+        feature_set=str(t.get("feature_set", values["primary_feature_set"])),
+        probe=str(t.get("probe", default_probe)),
+    )
+
+
+@dataclass
+class TaskData:
+    """One prediction task over all records.
+
+    y: labels per record, shape ``(n,)``: ``str`` objects for classification, float for
+        regression; ``valid`` marks records that take part (label present, subset filter met).
+    classes: sorted class labels seen in ``valid`` records (classification only).
+    positive: the positive class of a binary task (ROC-AUC is computed only then).
+    """
+
+    name: str
+    type: str
+    column: str
+    y: np.ndarray
+    valid: np.ndarray
+    metric: str
+    classes: tuple[str, ...] = ()
+    positive: str | None = None
+
+    @property
+    def is_binary(self) -> bool:
+        return self.type == "classification" and len(self.classes) == 2
+
+    def metrics(self) -> tuple[str, ...]:
+        if self.type == "regression":
+            return REGRESSION_METRICS
+        return CLASSIFICATION_METRICS if self.is_binary else CLASSIFICATION_METRICS[:3]
+
+
+def _label_column(records: pd.DataFrame, column: str, where: str) -> pd.Series:
+    if column not in records.columns:
+        raise SciclrError(
+            f"{where}: label column {column!r} not in records.tsv (columns: {list(records.columns)})"
+        )
+    return records[column]
+
+
+def _as_float(col: pd.Series, name: str, where: str) -> np.ndarray:
+    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    bad = col.notna().to_numpy() & np.isnan(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise SciclrError(
+            f"{where}: task {name!r}: non-numeric value {col.iloc[i]!r} for regression "
+            f"(record {i + 1})"
+        )
+    return values
+
+
+def _as_labels(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    valid = col.notna().to_numpy()
+    y = np.where(valid, col.astype(str).str.strip().to_numpy(dtype=object), "")
+    valid &= y != ""
+    return y.astype(object), valid
+
+
+def _default_positive(classes: Sequence[str]) -> str:
+    for pos in ("True", "true", "1", "yes", "positive"):
+        if pos in classes:
+            return pos
+    return sorted(classes)[-1]
+
+
+def resolve_tasks(
+    settings: Settings, records: pd.DataFrame, where: str = "records.tsv"
+) -> list[TaskData]:
+    """Build every configured and derived task over ``records`` (row order kept)."""
+    out: list[TaskData] = []
+    specs = [(dict(t), False) for t in settings.tasks]
+    specs += [(dict(t), True) for t in settings["derived_tasks"]]
+    for spec, derived in specs:
+        name = str(spec.get("name", spec["column"]))
+        col = _label_column(records, spec["column"], where)
+        valid_extra = np.ones(len(records), dtype=bool)
+        if derived and spec.get("where"):
+            cond = spec["where"]
+            ops = [k for k in cond if k in _OPS]
+            if "column" not in cond or len(ops) != 1:
+                raise SciclrError(
+                    f"params: derived task {name!r}: 'where' needs 'column' and one of {sorted(_OPS)}"
+                )
+            ref = _as_float(_label_column(records, cond["column"], where), name, where)
+            with np.errstate(invalid="ignore"):
+                valid_extra = _OPS[ops[0]](ref, float(cond[ops[0]])) & ~np.isnan(ref)
+        if derived and "threshold" in spec:
+            values = _as_float(col, name, where)
+            valid = ~np.isnan(values) & valid_extra
+            y = np.where(values > float(spec["threshold"]), "True", "False").astype(object)
+        elif spec["type"] == "regression":
+            y = _as_float(col, name, where)
+            valid = ~np.isnan(y) & valid_extra
+        else:
+            y, valid = _as_labels(col)
+            valid &= valid_extra
+        task_type = spec["type"]
+        classes: tuple[str, ...] = ()
+        positive = None
+        if task_type == "classification":
+            classes = tuple(sorted(set(y[valid].tolist())))
+            if len(classes) == 2:
+                positive = str(spec.get("positive", _default_positive(classes)))
+                if positive not in classes:
+                    raise SciclrError(
+                        f"params: task {name!r}: positive class {positive!r} not among {classes}"
+                    )
+        default_metric = (
+            "mae" if task_type == "regression" else ("roc_auc" if len(classes) == 2 else "accuracy")
+        )
+        metric = str(spec.get("metric") or settings["primary_metric"].get(name, default_metric))
+        task = TaskData(name, task_type, spec["column"], y, valid, metric, classes, positive)
+        if metric not in task.metrics():
+            raise SciclrError(
+                f"params: task {name!r}: metric {metric!r} not available; choose from {task.metrics()}"
+            )
+        out.append(task)
+    names = [t.name for t in out]
+    if len(set(names)) != len(names):
+        raise SciclrError(f"params: task names repeat: {names}")
+    return out

@@ -1,0 +1,212 @@
+"""DNA encoders: a residual dilated 1-D CNN over one-hot bases, a small transformer over stored
+k-mer tokens, and an MLP over k-mer profiles (the second modality of the cross-modal pairing).
+
+Reverse-complement invariance (``rc_invariant=True``) is exact by construction: the encoder
+output is ``g(x) + g(rc(x))`` where ``g`` is the pooled network, so ``f(rc(x)) = g(rc(x)) +
+g(x) = f(x)`` (floating-point addition is commutative). This is the "post-hoc conjoining" of
+Shrikumar et al. 2017 (bioRxiv 103663) applied to the pooled representation, the simplest of the
+RC-symmetric designs compared by Zhou et al. 2021 (ICML, "Towards interpretable and
+reverse-complement-equivariant ..."): it doubles the encoder's compute but needs no weight tying.
+
+Shapes: ``codes`` ``(N, L)`` uint8 (A=0, C=1, G=2, T=3, N=4, PAD=5), ``lengths`` ``(N,)``;
+``tokens`` ``(N, T)`` int (PAD=0, UNK=1, k-mer index + 2), ``n_tokens`` ``(N,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sciclr.encoders.heads import MLP
+from sciclr.views.dna import (
+    PAD,
+    TOKEN_OFFSET,
+    TOKEN_PAD,
+    n_canonical_kmers,
+    reverse_complement,
+    token_reverse_complement,
+)
+
+__all__ = ["DilatedResNet1d", "KmerMLP", "KmerTransformer", "masked_pool", "one_hot"]
+
+
+def one_hot(codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(N, L)`` codes → ``(N, 4, L)``: A/C/G/T one-hot, N = 0.25 each, padding = 0."""
+    table = torch.zeros((PAD + 1, 4), dtype=dtype, device=codes.device)
+    table[:4] = torch.eye(4, dtype=dtype, device=codes.device)
+    table[4] = 0.25
+    return table[codes.long()].transpose(1, 2)
+
+
+def masked_pool(h: torch.Tensor, valid: torch.Tensor, mode: str = "meanmax") -> torch.Tensor:
+    """Pool ``h`` ``(N, C, L)`` over the positions where ``valid`` ``(N, L)`` is true.
+
+    ``mode``: ``"mean"`` → ``(N, C)``; ``"meanmax"`` → ``(N, 2C)`` (mean and max concatenated).
+    Rows without a valid position pool to zero.
+    """
+    v = valid[:, None, :].to(h.dtype)
+    count = v.sum(-1).clamp(min=1.0)
+    mean = (h * v).sum(-1) / count
+    if mode == "mean":
+        return mean
+    if mode != "meanmax":
+        raise ValueError(f"pooling must be 'mean' or 'meanmax', got {mode!r}")
+    mx = h.masked_fill(~valid[:, None, :], float("-inf")).amax(-1)
+    mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
+    return torch.cat([mean, mx], dim=1)
+
+
+class _ResBlock(nn.Module):
+    """Pre-activation residual block: ``convs`` × (BN → ReLU → dilated conv), plus identity."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int, convs: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for _ in range(convs):
+            layers += [
+                nn.BatchNorm1d(channels),
+                nn.ReLU(inplace=False),
+                nn.Conv1d(
+                    channels,
+                    channels,
+                    kernel_size,
+                    dilation=dilation,
+                    padding=dilation * (kernel_size - 1) // 2,
+                    bias=False,
+                ),
+            ]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class DilatedResNet1d(nn.Module):
+    """Residual dilated 1-D CNN over one-hot DNA with masked mean(+max) pooling.
+
+    stem conv (``stem_kernel``) → max-pool by ``pool`` → ``blocks`` residual blocks with
+    dilations cycling through ``dilations`` (receptive field grows exponentially, as in
+    Basenji, Kelley et al. 2018, Genome Res 28:739) → BN → ReLU → masked pooling.
+
+    Input ``codes`` ``(N, L)``, ``lengths`` ``(N,)``; output ``(N, out_dim)`` with
+    ``out_dim = 2 * channels`` for ``"meanmax"`` pooling, ``channels`` for ``"mean"``.
+    """
+
+    def __init__(
+        self,
+        channels: int = 128,
+        blocks: int = 4,
+        kernel_size: int = 5,
+        stem_kernel: int = 9,
+        pool: int = 4,
+        dilations: Sequence[int] = (1, 2, 4, 8),
+        convs_per_block: int = 1,
+        pooling: str = "meanmax",
+        rc_invariant: bool = True,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0 or stem_kernel % 2 == 0:
+            raise ValueError("kernel sizes must be odd (symmetric 'same' padding)")
+        self.pool, self.pooling, self.rc_invariant = int(pool), pooling, bool(rc_invariant)
+        self.stem = nn.Conv1d(4, channels, stem_kernel, padding=stem_kernel // 2)
+        dil = list(dilations) or [1]
+        self.blocks = nn.Sequential(
+            *[_ResBlock(channels, kernel_size, dil[i % len(dil)], convs_per_block) for i in range(blocks)]
+        )
+        self.final = nn.Sequential(nn.BatchNorm1d(channels), nn.ReLU())
+        self.out_dim = channels * (2 if pooling == "meanmax" else 1)
+
+    def _pooled(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h = self.stem(one_hot(codes, self.stem.weight.dtype))
+        if self.pool > 1:
+            h = F.max_pool1d(h, self.pool, ceil_mode=True)
+        h = self.final(self.blocks(h))
+        valid_len = torch.div(lengths + self.pool - 1, self.pool, rounding_mode="floor")
+        valid = torch.arange(h.shape[-1], device=h.device)[None, :] < valid_len[:, None]
+        return masked_pool(h, valid, self.pooling)
+
+    def forward(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if not self.rc_invariant:
+            return self._pooled(codes, lengths)
+        n = codes.shape[0]
+        both = torch.cat([codes, reverse_complement(codes, lengths)], dim=0)
+        pooled = self._pooled(both, torch.cat([lengths, lengths]))
+        return pooled[:n] + pooled[n:]
+
+
+def _sinusoid(width: int, dim: int, device: torch.device) -> torch.Tensor:
+    """Fixed sinusoidal positions (Vaswani et al. 2017): ``(width, dim)``; any length works."""
+    pos = torch.arange(width, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(
+        torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim)
+    )
+    pe = torch.zeros(width, dim, device=device)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return pe
+
+
+class KmerTransformer(nn.Module):
+    """A small pre-norm transformer encoder over non-overlapping k-mer tokens.
+
+    Tokens come from preprocessing (stored once, not recomputed per epoch). Output: masked
+    mean(+max) pooling of the last layer, ``(N, out_dim)``. ``rc_invariant`` symmetrises with
+    the token-level reverse complement (:func:`sciclr.views.dna.token_reverse_complement`).
+    """
+
+    def __init__(
+        self,
+        k: int,
+        d_model: int = 128,
+        heads: int = 4,
+        layers: int = 2,
+        ff: int = 256,
+        dropout: float = 0.0,
+        pooling: str = "meanmax",
+        rc_invariant: bool = True,
+    ) -> None:
+        super().__init__()
+        self.k, self.pooling, self.rc_invariant = int(k), pooling, bool(rc_invariant)
+        self.embed = nn.Embedding(4**k + TOKEN_OFFSET, d_model, padding_idx=TOKEN_PAD)
+        layer = nn.TransformerEncoderLayer(
+            d_model, heads, ff, dropout, batch_first=True, norm_first=True, activation="gelu"
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.out_dim = d_model * (2 if pooling == "meanmax" else 1)
+
+    def _pooled(self, tokens: torch.Tensor, n_tokens: torch.Tensor) -> torch.Tensor:
+        width = tokens.shape[1]
+        valid = torch.arange(width, device=tokens.device)[None, :] < n_tokens[:, None]
+        h = self.embed(tokens.long()) + _sinusoid(width, self.embed.embedding_dim, tokens.device)
+        h = self.norm(self.encoder(h, src_key_padding_mask=~valid))
+        return masked_pool(h.transpose(1, 2), valid, self.pooling)
+
+    def forward(self, tokens: torch.Tensor, n_tokens: torch.Tensor) -> torch.Tensor:
+        if not self.rc_invariant:
+            return self._pooled(tokens, n_tokens)
+        n = tokens.shape[0]
+        both = torch.cat([tokens, token_reverse_complement(tokens, n_tokens, self.k)], dim=0)
+        pooled = self._pooled(both, torch.cat([n_tokens, n_tokens]))
+        return pooled[:n] + pooled[n:]
+
+
+class KmerMLP(nn.Module):
+    """MLP over a canonical k-mer frequency profile ``(N, F)`` → ``(N, out_dim)``.
+
+    Frequencies are rescaled by F (mean feature 1) and square-root transformed (variance
+    stabilising for counts) before the first layer.
+    """
+
+    def __init__(self, k: int, hidden: int = 256, out_dim: int = 256, layers: int = 2) -> None:
+        super().__init__()
+        self.k, self.n_features = int(k), n_canonical_kmers(k)
+        self.mlp = MLP(self.n_features, hidden, out_dim, num_layers=layers, final_activation=True)
+        self.out_dim = out_dim
+
+    def forward(self, profile: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.sqrt(profile * self.n_features))

@@ -1,0 +1,167 @@
+"""The whole workflow on the tiny bundled data: metrics, report, reruns, --report, BYOD."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import copy_workflow, snakemake
+
+pytestmark = pytest.mark.slow
+
+BASELINES = {"genomics": ["kmer4"], "materials": ["element_fractions"]}
+TASKS = {
+    "genomics": {"label": "classification"},
+    "materials": {
+        "formation_energy_per_atom": "regression",
+        "band_gap": "regression",
+        "crystal_system": "classification",
+    },
+}
+
+
+def read_tsv(path):
+    return pd.read_csv(path, sep="\t")
+
+
+@pytest.mark.parametrize("ds", sorted(TASKS))
+def test_probe_metrics_cover_every_task_and_feature_set(tiny_run, ds):
+    probe = read_tsv(tiny_run / "results" / ds / "metrics" / "probe.tsv")
+    assert {"task", "feature_set", "probe", "metric", "value", "ci_low", "ci_high"} <= set(probe)
+    assert set(TASKS[ds]) <= set(probe["task"])
+    assert {"ssl", "untrained", "dummy", *BASELINES[ds]} <= set(probe["feature_set"])
+    assert np.isfinite(probe["value"]).all()
+    with_ci = probe.dropna(subset=["ci_low", "ci_high"])
+    assert len(with_ci) > 0
+    tol = 1e-9
+    assert ((with_ci["ci_low"] <= with_ci["value"] + tol) & (with_ci["value"] <= with_ci["ci_high"] + tol)).all()
+    scores = probe[probe["metric"].isin(["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"])]
+    assert scores["value"].between(0, 1).all()
+
+
+def test_dna_kmer_baseline_beats_dummy(tiny_run):
+    """A real signal check: 4-mer profiles separate genomes far above the majority class."""
+    probe = read_tsv(tiny_run / "results" / "genomics" / "metrics" / "probe.tsv")
+    acc = probe[(probe["task"] == "label") & (probe["metric"] == "accuracy")]
+    kmer = acc[(acc["feature_set"] == "kmer4") & (acc["probe"] == "linear")]["value"].max()
+    dummy = acc[acc["feature_set"] == "dummy"]["value"].max()
+    assert kmer > dummy + 0.3, (kmer, dummy)
+
+
+def test_materials_composition_beats_dummy_on_formation_energy(tiny_run):
+    probe = read_tsv(tiny_run / "results" / "materials" / "metrics" / "probe.tsv")
+    mae = probe[(probe["task"] == "formation_energy_per_atom") & (probe["metric"] == "mae")]
+    comp = mae[mae["feature_set"] == "element_fractions"]["value"].min()
+    dummy = mae[mae["feature_set"] == "dummy"]["value"].min()
+    assert comp < dummy, (comp, dummy)
+
+
+@pytest.mark.parametrize("ds", sorted(TASKS))
+def test_cluster_metrics(tiny_run, ds):
+    cl = read_tsv(tiny_run / "results" / ds / "metrics" / "cluster.tsv")
+    assert {"ari", "nmi"} <= {m.lower() for m in cl["metric"]}
+    assert "ssl" in set(cl["feature_set"])
+    vals = cl[cl["metric"].str.lower().isin(["ari", "nmi"])]["value"].dropna()
+    assert vals.between(-1, 1).all()
+
+
+@pytest.mark.parametrize("ds", sorted(TASKS))
+def test_preprocessing_counts_and_rejects(tiny_run, ds):
+    summary = json.loads((tiny_run / "results" / ds / "processed" / "summary.json").read_text())
+    records = read_tsv(tiny_run / "results" / ds / "processed" / "records.tsv")
+    rejects = read_tsv(tiny_run / "results" / ds / "processed" / "rejects.tsv")
+    assert summary["out"] == len(records)
+    assert summary["in"] == summary["out"] + summary["rejected"]
+    assert summary["rejected"] == len(rejects)
+    assert set(records["split"]) == {"train", "val", "test"}
+    emb = np.load(tiny_run / "results" / ds / "embeddings" / "ssl.npz")
+    assert emb["X"].shape[0] == len(records)
+    assert list(emb["ids"]) == records["id"].astype(str).tolist()
+    assert np.isfinite(emb["X"]).all()
+
+
+def test_training_metrics_written(tiny_run):
+    for ds in TASKS:
+        m = pd.read_csv(tiny_run / "results" / ds / "runs" / "ssl" / "metrics.csv")
+        assert {"loss", "lr", "temperature", "alignment", "uniformity", "mi_bound", "margin"} <= set(m)
+        assert np.isfinite(m["loss"]).all() and len(m) >= 2
+
+
+def test_report_has_both_domains(tiny_run):
+    html = (tiny_run / "results" / "report.html").read_text()
+    assert "genomics" in html and "materials" in html
+    assert "<img" in html and "http://" not in html.replace("http://www.w3.org", "")
+
+
+def test_second_run_does_nothing(tiny_run):
+    proc = snakemake(tiny_run, "-n", "--configfile", "config/test.yaml")
+    assert proc.returncode == 0, proc.stderr
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_training_param_change_reruns_training_not_preprocessing(tiny_run):
+    (tiny_run / "lr.yaml").write_text("datasets:\n  genomics:\n    train: {lr: 0.002}\n")
+    proc = snakemake(tiny_run, "-n", "--configfile", "config/test.yaml", "lr.yaml")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    jobs = out[out.index("Job stats:"):].split("Reasons:")[0]
+    assert "train " in jobs and "probe " in jobs and "report " in jobs
+    assert "preprocess_shard" not in jobs and "gather" not in jobs and "features" not in jobs
+    assert "wildcards: ds=materials" not in out  # only the changed data set reruns
+
+
+def test_snakemake_report_builds(tiny_run):
+    proc = snakemake(tiny_run, "--configfile", "config/test.yaml", "--report", "report.zip")
+    assert proc.returncode == 0, proc.stderr
+    assert (tiny_run / "report.zip").stat().st_size > 10_000
+
+
+def test_bring_your_own_data_by_overlay(tmp_path, repo):
+    """Renamed files, columns and labels, no split column: a config overlay is enough."""
+    work = copy_workflow(tmp_path / "byod", with_tiny_data=False)
+    data = work / "mydata"
+    data.mkdir()
+    fasta = (repo / "resources/dna/tiny/genomics_tiny.fasta").read_text()
+    (data / "reads.fa").write_text(fasta)
+    lab = pd.read_csv(repo / "resources/dna/tiny/labels.tsv", sep="\t")
+    lab = lab.rename(columns={"id": "accession", "label": "organism"}).drop(columns=["split"])
+    lab[["accession", "organism", "gc"]].to_csv(data / "meta.csv", index=False)
+    mat = pd.read_csv(repo / "resources/materials/tiny/materials.csv")
+    mat = mat.rename(columns={"material_id": "mpid", "cif": "structure", "formation_energy_per_atom": "Ef"})
+    mat[["mpid", "structure", "Ef", "crystal_system"]].to_csv(data / "crystals.csv", index=False)
+    (work / "byod.yaml").write_text(
+        """
+datasets:
+  genomics:
+    input: mydata/reads.fa
+    labels: mydata/meta.csv
+    id_column: accession
+    split_column: null
+    split_fractions: {train: 0.6, val: 0.2, test: 0.2}
+    tasks:
+      - {column: organism, type: classification, cluster: true}
+      - {column: gc, type: regression}
+    analysis: {targets: {}}
+  materials:
+    input: mydata/crystals.csv
+    cif_column: structure
+    id_column: mpid
+    split_column: null
+    tasks:
+      - {column: Ef, type: regression}
+      - {column: crystal_system, type: classification, cluster: true}
+    analysis: {targets: {}}
+"""
+    )
+    proc = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", "byod.yaml")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    dna = read_tsv(work / "results/genomics/metrics/probe.tsv")
+    assert {"organism", "gc"} <= set(dna["task"])
+    recs = read_tsv(work / "results/genomics/processed/records.tsv")
+    assert set(recs["split"]) == {"train", "val", "test"}
+    assert list(recs.columns[:2]) == ["id", "split"] and "organism" in recs
+    mat_probe = read_tsv(work / "results/materials/metrics/probe.tsv")
+    assert {"Ef", "crystal_system"} <= set(mat_probe["task"])
