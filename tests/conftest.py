@@ -26,7 +26,9 @@ def copy_workflow(dest: Path, with_tiny_data: bool = True) -> Path:
     shutil.copytree(REPO / "config", dest / "config")
     if with_tiny_data:
         for domain in ("dna", "materials"):
-            shutil.copytree(REPO / "resources" / domain / "tiny", dest / "resources" / domain / "tiny")
+            shutil.copytree(
+                REPO / "resources" / domain / "tiny", dest / "resources" / domain / "tiny"
+            )
     return dest
 
 
@@ -50,7 +52,8 @@ def tiny_run(tmp_path_factory) -> Path:
     proc = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml")
     if proc.returncode != 0:
         logs = "\n".join(
-            f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((work / "results" / "logs").rglob("*.log"))
+            f"--- {p}\n{p.read_text()[-3000:]}"
+            for p in sorted((work / "results" / "logs").rglob("*.log"))
         )
         pytest.fail(f"tiny workflow run failed:\n{proc.stderr[-5000:]}\n{logs}")
     return work

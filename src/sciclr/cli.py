@@ -31,7 +31,9 @@ def params_arg(text: str) -> dict[str, Any]:
 
 
 def _add_params(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", type=params_arg, required=True, help="data set config (JSON or @file)")
+    p.add_argument(
+        "--params", type=params_arg, required=True, help="data set config (JSON or @file)"
+    )
 
 
 def cmd_preprocess(args: argparse.Namespace) -> None:

@@ -141,5 +141,9 @@ def deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     Snakemake merges ``--configfile`` overlays."""
     out = copy.deepcopy(dict(a))
     for k, v in b.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else copy.deepcopy(v)
+        out[k] = (
+            deep_merge(out[k], v)
+            if isinstance(v, Mapping) and isinstance(out.get(k), Mapping)
+            else copy.deepcopy(v)
+        )
     return out

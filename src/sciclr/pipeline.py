@@ -33,7 +33,9 @@ def preprocess_shard(cfg: Mapping[str, Any], shard: int, n_shards: int, out: Pat
         raise SciclrError(f"shard {shard} is outside 0..{n_shards - 1}")
     domain = get_domain(cfg["domain"])
     part = domain.preprocess_shard(cfg, shard, n_shards)
-    log.info("%s shard %d/%d: %s", cfg.get("name", ""), shard + 1, n_shards, _counts_line(part.counts))
+    log.info(
+        "%s shard %d/%d: %s", cfg.get("name", ""), shard + 1, n_shards, _counts_line(part.counts)
+    )
     save_torch(out / DATA, part.payload)
     from sciclr.io import atomic_path
 
@@ -55,7 +57,9 @@ def _load_shard(folder: Path) -> Processed:
 def _counts_line(counts: Mapping[str, int]) -> str:
     main = f"in {counts.get('in', '?')}, out {counts.get('out', '?')}, rejected {counts.get('rejected', '?')}"
     extra = {k: v for k, v in counts.items() if k not in ("in", "out", "rejected")}
-    return main + (f" ({', '.join(f'{k}: {v}' for k, v in sorted(extra.items()))})" if extra else "")
+    return main + (
+        f" ({', '.join(f'{k}: {v}' for k, v in sorted(extra.items()))})" if extra else ""
+    )
 
 
 def gather(cfg: Mapping[str, Any], shard_dirs: Sequence[Path], out: Path) -> None:
@@ -65,11 +69,17 @@ def gather(cfg: Mapping[str, Any], shard_dirs: Sequence[Path], out: Path) -> Non
     merged = domain.merge([_load_shard(Path(d)) for d in shard_dirs], cfg)
     records = finalize_records(merged.records, cfg)
     if len(records) == 0:
-        raise SciclrError(f"{cfg.get('name', 'data set')}: no record survived preprocessing; see rejects.tsv")
+        raise SciclrError(
+            f"{cfg.get('name', 'data set')}: no record survived preprocessing; see rejects.tsv"
+        )
     summary = dict(merged.counts)
     summary["splits"] = records["split"].value_counts().to_dict()
-    summary["reasons"] = merged.rejects["reason"].value_counts().to_dict() if len(merged.rejects) else {}
-    log.info("%s: %s; splits %s", cfg.get("name", ""), _counts_line(merged.counts), summary["splits"])
+    summary["reasons"] = (
+        merged.rejects["reason"].value_counts().to_dict() if len(merged.rejects) else {}
+    )
+    log.info(
+        "%s: %s; splits %s", cfg.get("name", ""), _counts_line(merged.counts), summary["splits"]
+    )
     for split in ("train", "test"):
         if summary["splits"].get(split, 0) == 0:
             raise SciclrError(f"{cfg.get('name', 'data set')}: the {split} split is empty")
@@ -106,7 +116,9 @@ def baseline_features(
     feats = domain.baseline_features(payload, cfg)
     unknown = sorted(set(names or ()) - set(feats))
     if unknown:
-        raise SciclrError(f"unknown baseline feature set(s) {unknown}; the domain has {sorted(feats)}")
+        raise SciclrError(
+            f"unknown baseline feature set(s) {unknown}; the domain has {sorted(feats)}"
+        )
     for name in names or feats:
         X = feats[name]
         save_matrix(Path(out) / f"{name}.npz", ids, X)

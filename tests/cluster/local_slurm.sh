@@ -117,6 +117,9 @@ do_start() { # [dir]
     DIR=$(cd "$DIR" && pwd)
     [ ${#DIR} -le 60 ] || die "state dir path too long for unix sockets (${#DIR} > 60): $DIR"
     if [ -f "$DIR/pids" ]; then die "$DIR/pids exists: stop that cluster first ($0 stop $DIR)"; fi
+    # whatever goes wrong from here on, stop the daemons already started
+    STARTED=0
+    trap '[ "$STARTED" = 1 ] || do_stop "$DIR"' EXIT
 
     local partition=${LOCAL_SLURM_PARTITION:-sciclr-test}
     local cpus=${LOCAL_SLURM_CPUS:-$(nproc)}
@@ -135,7 +138,7 @@ do_start() { # [dir]
         --socket="$sock" --key-file="$DIR/munge/munge.key" --pid-file="$DIR/munge/munged.pid" \
         --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munged.seed"
     for _ in $(seq 1 50); do munge -S "$sock" -n 2>/dev/null | unmunge -S "$sock" >/dev/null 2>&1 && break; sleep 0.1; done
-    munge -S "$sock" -n | unmunge -S "$sock" >/dev/null || { do_stop "$DIR"; die "munged does not answer, see $DIR/log/munged.log"; }
+    munge -S "$sock" -n | unmunge -S "$sock" >/dev/null || die "munged does not answer, see $DIR/log/munged.log"
 
     # --- slurm.conf
     local ctld_port d_port
@@ -200,8 +203,8 @@ EOF
     spawn slurmctld "$DIR/log/slurmctld.out" slurmctld -D -c -f "$DIR/slurm.conf"
     spawn slurmd "$DIR/log/slurmd.out" slurmd -D -f "$DIR/slurm.conf" -N localhost
 
-    local state="" i
-    for i in $(seq 1 $((wait_s * 2))); do
+    local state=""
+    for _ in $(seq 1 $((wait_s * 2))); do
         state=$(sinfo -h -n localhost -o %T 2>/dev/null | head -1 || true)
         case "$state" in idle | mixed | allocated) break ;; esac
         sleep 0.5
@@ -211,10 +214,10 @@ EOF
         *)
             log "node state is '${state:-unknown}' after ${wait_s} s"
             tail -n 20 "$DIR"/log/slurmctld.log "$DIR"/log/slurmd.log "$DIR"/log/*.out >&2 || true
-            do_stop "$DIR"
             exit 1
             ;;
     esac
+    STARTED=1
     log "SLURM up in $(($(date +%s) - t0)) s: node localhost $state, partition $partition, $cpus CPUs, $mem_mb MB"
     # machine-readable result (eval-able): the test and users read these
     echo "LOCAL_SLURM_DIR=$DIR"

@@ -37,7 +37,10 @@ def test_probe_metrics_cover_every_task_and_feature_set(tiny_run, ds):
     with_ci = probe.dropna(subset=["ci_low", "ci_high"])
     assert len(with_ci) > 0
     tol = 1e-9
-    assert ((with_ci["ci_low"] <= with_ci["value"] + tol) & (with_ci["value"] <= with_ci["ci_high"] + tol)).all()
+    assert (
+        (with_ci["ci_low"] <= with_ci["value"] + tol)
+        & (with_ci["value"] <= with_ci["ci_high"] + tol)
+    ).all()
     scores = probe[probe["metric"].isin(["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"])]
     assert scores["value"].between(0, 1).all()
 
@@ -86,7 +89,15 @@ def test_preprocessing_counts_and_rejects(tiny_run, ds):
 def test_training_metrics_written(tiny_run):
     for ds in TASKS:
         m = pd.read_csv(tiny_run / "results" / ds / "runs" / "ssl" / "metrics.csv")
-        assert {"loss", "lr", "temperature", "alignment", "uniformity", "mi_bound", "margin"} <= set(m)
+        assert {
+            "loss",
+            "lr",
+            "temperature",
+            "alignment",
+            "uniformity",
+            "mi_bound",
+            "margin",
+        } <= set(m)
         assert np.isfinite(m["loss"]).all() and len(m) >= 2
 
 
@@ -107,7 +118,7 @@ def test_training_param_change_reruns_training_not_preprocessing(tiny_run):
     proc = snakemake(tiny_run, "-n", "--configfile", "config/test.yaml", "lr.yaml")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    jobs = out[out.index("Job stats:"):].split("Reasons:")[0]
+    jobs = out[out.index("Job stats:") :].split("Reasons:")[0]
     assert "train " in jobs and "probe " in jobs and "report " in jobs
     assert "preprocess_shard" not in jobs and "gather" not in jobs and "features" not in jobs
     assert "wildcards: ds=materials" not in out  # only the changed data set reruns
@@ -130,7 +141,9 @@ def test_bring_your_own_data_by_overlay(tmp_path, repo):
     lab = lab.rename(columns={"id": "accession", "label": "organism"}).drop(columns=["split"])
     lab[["accession", "organism", "gc"]].to_csv(data / "meta.csv", index=False)
     mat = pd.read_csv(repo / "resources/materials/tiny/materials.csv")
-    mat = mat.rename(columns={"material_id": "mpid", "cif": "structure", "formation_energy_per_atom": "Ef"})
+    mat = mat.rename(
+        columns={"material_id": "mpid", "cif": "structure", "formation_energy_per_atom": "Ef"}
+    )
     mat[["mpid", "structure", "Ef", "crystal_system"]].to_csv(data / "crystals.csv", index=False)
     (work / "byod.yaml").write_text(
         """

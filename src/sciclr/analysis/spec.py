@@ -272,7 +272,7 @@ def _as_float(col: pd.Series, name: str, where: str) -> np.ndarray:
 
 
 def _as_labels(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    valid = col.notna().to_numpy()
+    valid = np.array(col.notna().to_numpy(), dtype=bool)
     y = np.where(valid, col.astype(str).str.strip().to_numpy(dtype=object), "")
     valid &= y != ""
     return y.astype(object), valid

@@ -5,7 +5,7 @@ Neighbours come from pymatgen's neighbour-list kernel (``find_points_in_spheres`
 uses). Every pair within ``cutoff`` is kept unless ``max_neighbors`` is set; then each atom keeps
 its ``max_neighbors`` nearest, *plus every neighbour tied with the last kept one* (within
 ``TIE_TOL`` Å), so a symmetric coordination shell is never split arbitrarily. Ties beyond that
-are ordered by (distance, neighbour index, image) so the graph is deterministic.
+keep the neighbour-list kernel's order, so the graph is deterministic.
 
 Edge convention (PyG ``source_to_target``): ``edge_index[0]`` is the neighbour ``j`` (source),
 ``edge_index[1]`` the centre ``i`` (target); ``edge_vec = r_j + image @ lattice - r_i``.
@@ -13,7 +13,7 @@ Edge convention (PyG ``source_to_target``): ``edge_index[0]`` is the neighbour `
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,18 +76,16 @@ def neighbor_list(
 
 
 def cap_neighbors(
-    center: np.ndarray,
-    neighbor: np.ndarray,
-    image: np.ndarray,
-    dist: np.ndarray,
-    n_atoms: int,
-    max_neighbors: int | None,
+    center: np.ndarray, dist: np.ndarray, n_atoms: int, max_neighbors: int | None
 ) -> np.ndarray:
-    """Order edges by (centre, distance, neighbour, image) and apply the tie-aware cap.
+    """Indices of the kept edges, ordered by (centre, distance).
 
-    Returns the indices of the kept edges in that order.
+    With a cap, each centre keeps its ``max_neighbors`` nearest plus everything within
+    ``TIE_TOL`` of the last of them, so the kept *set* never depends on how exact ties are
+    ordered; ties keep the neighbour-list kernel's (deterministic) order.
     """
-    order = np.lexsort((image[:, 2], image[:, 1], image[:, 0], neighbor, dist, center))
+    span = float(dist.max()) + 1.0 if len(dist) else 1.0
+    order = np.argsort(center * span + dist, kind="stable")
     if max_neighbors is None:
         return order
     c, d = center[order], dist[order]
@@ -99,44 +97,64 @@ def cap_neighbors(
 
 
 def build_graphs(
-    lattices: Sequence[np.ndarray], carts: Sequence[np.ndarray], settings: GraphSettings
-) -> tuple[list[dict[str, np.ndarray]], list[str | None]]:
-    """Graphs for a list of structures; per structure the arrays or a reject reason.
+    lattices: np.ndarray, cart: np.ndarray, atom_ptr: np.ndarray, settings: GraphSettings
+) -> tuple[dict[str, np.ndarray], list[str | None]]:
+    """Graphs of many structures at once; only the neighbour search runs per structure.
 
-    Each graph: ``edge_index`` (2, E) local [source=neighbour, target=centre], ``edge_vec``
-    (E, 3), ``edge_dist`` (E,), ``edge_image`` (E, 3).
+    Args:
+        lattices: (n, 3, 3); cart: (A, 3) Cartesian positions, structure after structure;
+        atom_ptr: (n + 1,) offsets into ``cart``.
+
+    Returns:
+        The kept structures' edges, concatenated (``edge_ptr`` (k + 1,), ``edge_index``
+        (2, E) *local* atom indices, ``edge_vec``, ``edge_dist``, ``edge_image``), and per
+        input structure ``None`` (kept) or the reject reason.
     """
-    graphs: list[dict[str, np.ndarray]] = []
-    reasons: list[str | None] = []
-    for lat, cart in zip(lattices, carts, strict=True):
-        n = len(cart)
-        c, j, img, d = neighbor_list(lat, cart, settings.cutoff)
-        if len(d) and d.min() < settings.min_distance:
-            k = int(np.argmin(d))
-            reasons.append(
-                f"overlapping atoms: sites {int(c[k])} and {int(j[k])} are {d[k]:.3f} Å apart "
-                f"(min_distance {settings.min_distance} Å)"
-            )
-            graphs.append({})
-            continue
-        lonely = np.setdiff1d(np.arange(n), c)
-        if len(lonely):
-            reasons.append(
-                f"isolated atom(s): site(s) {lonely[:5].tolist()} have no neighbour within "
-                f"{settings.cutoff} Å"
-            )
-            graphs.append({})
-            continue
-        keep = cap_neighbors(c, j, img, d, n, settings.max_neighbors)
-        c, j, img, d = c[keep], j[keep], img[keep], d[keep]
-        vec = cart[j] + img @ lat - cart[c]
-        graphs.append(
-            {
-                "edge_index": np.stack([j, c]).astype(np.int32),
-                "edge_vec": vec.astype(np.float32),
-                "edge_dist": d.astype(np.float32),
-                "edge_image": img.astype(np.int8),
-            }
+    n = len(lattices)
+    parts = [
+        neighbor_list(lattices[s], cart[atom_ptr[s] : atom_ptr[s + 1]], settings.cutoff)
+        for s in range(n)
+    ]
+    e_counts = np.array([len(p[3]) for p in parts], dtype=np.int64)
+    shift = np.repeat(atom_ptr[:-1], e_counts)  # local -> global atom index
+    cat = lambda i, shape: np.concatenate([np.zeros(shape)] + [p[i] for p in parts])  # noqa: E731
+    c = cat(0, 0).astype(np.int64) + shift
+    j = cat(1, 0).astype(np.int64) + shift
+    img = cat(2, (0, 3)).astype(np.int64)
+    d = cat(3, 0)
+    owner = np.repeat(np.arange(n), e_counts)
+    reasons: list[str | None] = [None] * n
+    # overlapping atoms: any pair closer than min_distance
+    close = np.flatnonzero(d < settings.min_distance)
+    for e in close[np.unique(owner[close], return_index=True)[1]]:
+        s = owner[e]
+        reasons[s] = (
+            f"overlapping atoms: sites {c[e] - atom_ptr[s]} and {j[e] - atom_ptr[s]} are "
+            f"{d[e]:.3f} Å apart (min_distance {settings.min_distance} Å)"
         )
-        reasons.append(None)
+    # isolated atoms: no neighbour at all within the cutoff
+    n_atoms_total = int(atom_ptr[-1])
+    lonely = np.flatnonzero(np.bincount(c, minlength=n_atoms_total) == 0)
+    atom_owner = np.repeat(np.arange(n), np.diff(atom_ptr))
+    for s in np.unique(atom_owner[lonely]):
+        if reasons[s] is None:
+            sites = (lonely[atom_owner[lonely] == s] - atom_ptr[s])[:5].tolist()
+            reasons[s] = (
+                f"isolated atom(s): site(s) {sites} have no neighbour within {settings.cutoff} Å"
+            )
+    bad = np.array([r is not None for r in reasons], dtype=bool)
+    keep = cap_neighbors(c, d, n_atoms_total, settings.max_neighbors)
+    keep = keep[~bad[owner[keep]]]
+    c, j, img, d, owner = c[keep], j[keep], img[keep], d[keep], owner[keep]
+    lat_e = lattices[owner]
+    vec = cart[j] + np.einsum("ei,eij->ej", img.astype(float), lat_e) - cart[c]
+    base = atom_ptr[owner]
+    kept_counts = np.bincount(owner, minlength=n)[~bad]
+    graphs = {
+        "edge_ptr": np.r_[0, np.cumsum(kept_counts)].astype(np.int64),
+        "edge_index": np.stack([j - base, c - base]).astype(np.int32),
+        "edge_vec": vec.astype(np.float32),
+        "edge_dist": d.astype(np.float32),
+        "edge_image": img.astype(np.int8),
+    }
     return graphs, reasons

@@ -36,9 +36,7 @@ def read_label_table(path: str | Path, id_column: str, columns: Sequence[str] = 
         raise SciclrError(f"{path}: cannot read label table ({exc})") from None
     missing = [c for c in [id_column, *columns] if c not in df.columns]
     if missing:
-        raise SciclrError(
-            f"{path}: column(s) {missing} not found; available: {list(df.columns)}"
-        )
+        raise SciclrError(f"{path}: column(s) {missing} not found; available: {list(df.columns)}")
     dup = df[id_column][df[id_column].duplicated()]
     if len(dup):
         raise SciclrError(f"{path}: duplicate id {dup.iloc[0]!r} in column {id_column!r}")
@@ -62,7 +60,10 @@ def assign_splits(
     groups = (
         [np.arange(n)]
         if strata is None
-        else [np.flatnonzero(np.asarray(strata, dtype=object) == g) for g in pd.unique(np.asarray(strata, dtype=object))]
+        else [
+            np.flatnonzero(np.asarray(strata, dtype=object) == g)
+            for g in pd.unique(np.asarray(strata, dtype=object))
+        ]
     )
     for idx in groups:
         idx = rng.permutation(idx)
@@ -98,8 +99,10 @@ def finalize_records(records: pd.DataFrame, cfg: Mapping[str, Any]) -> pd.DataFr
                 strata = records[task["column"]].astype(str).to_numpy()
                 break
         records["split"] = assign_splits(
-            len(records), cfg.get("split_fractions", {"train": 0.8, "val": 0.1, "test": 0.1}),
-            int(cfg.get("split_seed", 0)), strata,
+            len(records),
+            cfg.get("split_fractions", {"train": 0.8, "val": 0.1, "test": 0.1}),
+            int(cfg.get("split_seed", 0)),
+            strata,
         )
     label_cols = [t["column"] for t in cfg.get("tasks", [])]
     cols = ["id", "split", *[c for c in label_cols if c not in ("id", "split")]]

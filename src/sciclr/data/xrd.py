@@ -24,7 +24,7 @@ from pymatgen.analysis.diffraction.xrd import ATOMIC_SCATTERING_PARAMS, WAVELENG
 from pymatgen.core.periodic_table import Element
 from pymatgen.optimization.neighbors import find_points_in_spheres
 
-__all__ = ["XRDSettings", "scattering_table", "xrd_pattern"]
+__all__ = ["KNOWN_Z", "MAX_Z", "XRDSettings", "scattering_table", "xrd_pattern", "xrd_patterns"]
 
 _TWO_THETA_TOL = AbstractDiffractionPatternCalculator.TWO_THETA_TOL
 _SCALED_INTENSITY_TOL = AbstractDiffractionPatternCalculator.SCALED_INTENSITY_TOL
@@ -39,6 +39,7 @@ class XRDSettings:
     two_theta_min: float = 10.0
     two_theta_max: float = 90.0
     bins: int = 320
+    enabled: bool = True
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any] | None) -> XRDSettings:
@@ -48,6 +49,7 @@ class XRDSettings:
             two_theta_min=float(cfg.get("two_theta_min", cls.two_theta_min)),
             two_theta_max=float(cfg.get("two_theta_max", cls.two_theta_max)),
             bins=int(cfg.get("bins", cls.bins)),
+            enabled=bool(cfg.get("enabled", cls.enabled)),
         )
 
     @property
@@ -76,60 +78,168 @@ def scattering_table() -> tuple[np.ndarray, np.ndarray]:
 _COEFF, KNOWN_Z = scattering_table()
 
 
-def xrd_pattern(
-    lattice: np.ndarray, frac: np.ndarray, z: np.ndarray, settings: XRDSettings
-) -> np.ndarray:
-    """Binned powder pattern of one ordered structure, scaled so that the largest bin is 1.
-
-    Args:
-        lattice: (3, 3) lattice vectors as rows, Å.
-        frac: (n, 3) fractional coordinates.
-        z: (n,) atomic numbers; every one must satisfy ``KNOWN_Z[z]``.
-        settings: wavelength and 2θ binning.
-
-    Returns:
-        (bins,) float32.
-    """
+def _radii(settings: XRDSettings) -> tuple[float, float]:
+    """|g| range (Å⁻¹) of the 2θ window."""
     lam = settings.lam
-    max_r = 2 * math.sin(math.radians(settings.two_theta_max / 2)) / lam
-    min_r = 2 * math.sin(math.radians(settings.two_theta_min / 2)) / lam
-    recip = np.ascontiguousarray(np.linalg.inv(lattice).T)  # crystallographic (no 2π)
+    return tuple(  # type: ignore[return-value]
+        2 * math.sin(math.radians(t / 2)) / lam
+        for t in (settings.two_theta_min, settings.two_theta_max)
+    )
+
+
+def _reflections(recip: np.ndarray, min_r: float, max_r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reciprocal-lattice points ``hkl`` (M, 3) with min_r <= |g| <= max_r, one Friedel half.
+
+    ``recip``: crystallographic reciprocal lattice (rows), i.e. ``inv(lattice).T``.
+    """
     origin = np.zeros((1, 3))
     _, _, hkl, g = find_points_in_spheres(
-        origin, origin, r=max_r, pbc=np.ones(3, dtype=np.int64), lattice=recip, tol=1e-8
+        origin, origin, r=max_r, pbc=_PBC, lattice=np.ascontiguousarray(recip), tol=1e-8
     )
     hkl = np.round(hkl).astype(np.int64)
-    h, k, l_ = hkl.T
+    h, k, l_ = hkl[:, 0], hkl[:, 1], hkl[:, 2]
     # Friedel pairs give equal intensities: keep one half-space (this also drops 000).
-    keep = ((h > 0) | ((h == 0) & (k > 0)) | ((h == 0) & (k == 0) & (l_ > 0))) & (g >= min_r)
-    hkl, g = hkl[keep], g[keep]
-    out = np.zeros(settings.bins, dtype=np.float32)
-    if len(g) == 0:
-        return out
-    s2 = (g / 2) ** 2  # (M,)
-    elems, inverse = np.unique(z, return_inverse=True)
-    c = _COEFF[elems]  # (n_el, 4, 2)
-    # f_e(s) = Z - 41.78214 s² Σ_k a_k exp(-b_k s²): (M, n_el)
-    f = elems[None, :] - 41.78214 * s2[:, None] * np.einsum(
-        "ek,mek->me", c[:, :, 0], np.exp(-c[None, :, :, 1] * s2[:, None, None])
+    keep = ((h > 0) | ((h == 0) & ((k > 0) | ((k == 0) & (l_ > 0))))) & (g >= min_r)
+    return hkl[keep], g[keep]
+
+
+_PBC = np.ones(3, dtype=np.int64)
+
+
+def xrd_patterns(
+    lattices: np.ndarray,
+    frac: np.ndarray,
+    z: np.ndarray,
+    atom_ptr: np.ndarray,
+    settings: XRDSettings,
+    max_pairs: int = 2_000_000,
+) -> np.ndarray:
+    """Binned powder patterns of many ordered structures, each scaled so its largest bin is 1.
+
+    Args:
+        lattices: (n, 3, 3) lattice vectors as rows, Å.
+        frac: (A, 3) fractional coordinates of all atoms, structure after structure.
+        z: (A,) atomic numbers; every one must satisfy ``KNOWN_Z[z]``.
+        atom_ptr: (n + 1,) offsets of each structure's atoms in ``frac``/``z``.
+        settings: wavelength and 2θ binning.
+        max_pairs: (reflection, atom) pairs evaluated at once (bounds memory).
+
+    Returns:
+        (n, bins) float32.
+    """
+    n = len(lattices)
+    out = np.zeros((n, settings.bins), dtype=np.float32)
+    chunk: list[tuple[int, np.ndarray, np.ndarray]] = []
+    pairs = 0
+    min_r, max_r = _radii(settings)
+    recips = np.linalg.inv(np.asarray(lattices, dtype=float)).transpose(0, 2, 1)
+    for s in range(n):
+        hkl, g = _reflections(recips[s], min_r, max_r)
+        chunk.append((s, hkl, g))
+        pairs += len(g) * int(atom_ptr[s + 1] - atom_ptr[s])
+        if pairs >= max_pairs or s == n - 1:
+            _chunk_patterns(chunk, frac, z, atom_ptr, settings, out)
+            chunk, pairs = [], 0
+    return out
+
+
+def _chunk_patterns(
+    chunk: list[tuple[int, np.ndarray, np.ndarray]],
+    frac: np.ndarray,
+    z: np.ndarray,
+    atom_ptr: np.ndarray,
+    settings: XRDSettings,
+    out: np.ndarray,
+) -> None:
+    """Vectorised structure factors for a chunk of structures (no per-structure numpy work)."""
+    rows = np.array([c[0] for c in chunk], dtype=np.int64)
+    n_refl = np.array([len(c[2]) for c in chunk], dtype=np.int64)
+    if n_refl.sum() == 0:
+        return
+    hkl = np.concatenate([c[1] for c in chunk])  # (M, 3)
+    g = np.concatenate([c[2] for c in chunk])  # (M,)
+    refl_of = np.repeat(np.arange(len(chunk)), n_refl)  # chunk-local structure of reflection
+    # atoms of the chunk, renumbered 0..A_c
+    a_lo, a_hi = atom_ptr[rows], atom_ptr[rows + 1]
+    n_at = a_hi - a_lo
+    atom_idx = np.repeat(a_lo, n_at) + _seg_arange(n_at)
+    zc, fc = z[atom_idx], frac[atom_idx]
+    atom_struct = np.repeat(np.arange(len(chunk)), n_at)
+    c_ptr = np.r_[0, np.cumsum(n_at)]
+    # element slots: (structure, Z) pairs present in the chunk
+    slot_key = atom_struct * (MAX_Z + 1) + zc
+    slot_keys, atom_slot = np.unique(slot_key, return_inverse=True)
+    slot_struct, slot_z = slot_keys // (MAX_Z + 1), slot_keys % (MAX_Z + 1)
+    n_slot = np.bincount(slot_struct, minlength=len(chunk))
+    slot_ptr = np.r_[0, np.cumsum(n_slot)]
+    # f_e(s) = Z - 41.78214 s² Σ_k a_k exp(-b_k s²) for every (reflection, element slot)
+    s2 = (g / 2) ** 2
+    me_count = n_slot[refl_of]
+    me_refl = np.repeat(np.arange(len(g)), me_count)
+    me_slot = np.repeat(slot_ptr[refl_of], me_count) + _seg_arange(me_count)
+    c = _COEFF[slot_z[me_slot]]  # (P_me, 4, 2)
+    s2m = s2[me_refl]
+    f_me = slot_z[me_slot] - 41.78214 * s2m * np.einsum(
+        "pk,pk->p", c[:, :, 0], np.exp(-c[:, :, 1] * s2m[:, None])
     )
-    phase = np.exp(2j * np.pi * (hkl.astype(float) @ frac.T))  # (M, n)
-    f_hkl = np.einsum("mn,mn->m", phase, f[:, inverse])
-    theta = np.arcsin(np.clip(lam * g / 2, -1, 1))
+    me_ptr = np.r_[0, np.cumsum(me_count)]
+    # (reflection, atom) pairs within each structure
+    pa_count = n_at[refl_of]
+    pair_refl = np.repeat(np.arange(len(g)), pa_count)
+    pair_atom = np.repeat(c_ptr[refl_of], pa_count) + _seg_arange(pa_count)
+    f_pair = f_me[me_ptr[pair_refl] + atom_slot[pair_atom] - slot_ptr[atom_struct[pair_atom]]]
+    # exp(2πi h·r) = X_h Y_k Z_l from per-axis tables: two complex products per pair
+    # instead of one complex exponential (~5× faster).
+    top = int(np.abs(hkl).max())
+    n_atoms_c = len(fc)
+    phase = None
+    for ax in range(3):
+        # table[h + top, atom]: consecutive pairs (same reflection, next atom) are adjacent
+        table = np.exp(2j * np.pi * np.arange(-top, top + 1)[:, None] * fc[None, :, ax])
+        flat = (hkl[:, ax] + top)[pair_refl] * n_atoms_c + pair_atom
+        part = np.take(table.ravel(), flat)
+        phase = part if phase is None else phase * part
+    assert phase is not None
+    phase *= f_pair
+    re = np.bincount(pair_refl, weights=phase.real, minlength=len(g))
+    im = np.bincount(pair_refl, weights=phase.imag, minlength=len(g))
+    theta = np.arcsin(np.clip(settings.lam * g / 2, -1, 1))
     lorentz = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
-    intensity = 2 * (f_hkl.real**2 + f_hkl.imag**2) * lorentz
+    intensity = 2 * (re**2 + im**2) * lorentz
     two_theta = np.degrees(2 * theta)
     # Merge reflections within TWO_THETA_TOL and drop negligible peaks, as XRDCalculator does;
     # a merged peak sits at its smallest 2θ (its first reflection in pymatgen's |g| order).
-    idx = np.argsort(two_theta, kind="stable")
-    two_theta, intensity = two_theta[idx], intensity[idx]
+    idx = np.lexsort((two_theta, refl_of))
+    two_theta, intensity, owner = two_theta[idx], intensity[idx], refl_of[idx]
     key = np.round(two_theta / _TWO_THETA_TOL).astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    starts = np.flatnonzero(np.r_[True, (key[1:] != key[:-1]) | (owner[1:] != owner[:-1])])
     peak = np.add.reduceat(intensity, starts)
-    pos = two_theta[starts]
-    strong = peak / peak.max() * 100 > _SCALED_INTENSITY_TOL
-    hist, _ = np.histogram(pos[strong], bins=settings.edges(), weights=peak[strong])
-    top = hist.max()
-    if top > 0:
-        out[:] = hist / top
-    return out
+    pos, p_owner = two_theta[starts], owner[starts]
+    top_peak = np.zeros(len(chunk))
+    np.maximum.at(top_peak, p_owner, peak)
+    strong = peak / np.where(top_peak[p_owner] > 0, top_peak[p_owner], 1) * 100 > (
+        _SCALED_INTENSITY_TOL
+    )
+    lo, hi, nb = settings.two_theta_min, settings.two_theta_max, settings.bins
+    b = np.floor((pos - lo) * (nb / (hi - lo))).astype(np.int64)
+    b[pos == hi] = nb - 1
+    ok = strong & (b >= 0) & (b < nb)
+    hist = np.bincount(p_owner[ok] * nb + b[ok], weights=peak[ok], minlength=len(chunk) * nb)
+    hist = hist.reshape(len(chunk), nb)
+    top_bin = hist.max(axis=1, keepdims=True)
+    out[rows] = np.where(top_bin > 0, hist / np.where(top_bin > 0, top_bin, 1), 0)
+
+
+def _seg_arange(counts: np.ndarray) -> np.ndarray:
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(
+        np.cumsum(counts) - counts, counts
+    )
+
+
+def xrd_pattern(
+    lattice: np.ndarray, frac: np.ndarray, z: np.ndarray, settings: XRDSettings
+) -> np.ndarray:
+    """Binned powder pattern of one ordered structure (see :func:`xrd_patterns`): (bins,)."""
+    ptr = np.array([0, len(z)], dtype=np.int64)
+    return xrd_patterns(lattice[None], np.asarray(frac, float), np.asarray(z), ptr, settings)[0]

@@ -1,0 +1,284 @@
+"""Probes on frozen features: the same code scores the SSL embeddings and every baseline.
+
+Linear probing (Alain & Bengio 2016; the protocol of SimCLR, Chen et al. 2020): features are
+standardised with train statistics; L2-regularised logistic regression (classification) or
+ridge (regression) is fitted on the train split with the regularisation strength chosen on the
+val split when the task has one, otherwise by k-fold CV on train; it is scored once on test.
+k-NN (cosine, fixed k) needs no fitting and shows local structure; a random forest on the
+handcrafted features is the strong non-linear baseline; a dummy (most frequent class / train
+mean) is the floor every representation must clear.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+from sciclr.analysis.scoring import Prediction, metric_functions
+from sciclr.analysis.spec import HIGHER_IS_BETTER, Settings, TaskData
+from sciclr.errors import SciclrError
+
+__all__ = ["fit_linear", "ridge_path", "run_probes", "standardize"]
+
+log = logging.getLogger(__name__)
+
+
+def standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """Scale columns to zero mean / unit variance with *train* statistics (constant columns kept)."""
+    mean = train.mean(axis=0, dtype=np.float64)
+    std = train.std(axis=0, dtype=np.float64)
+    std[std < 1e-12] = 1.0
+    return [((x - mean) / std).astype(np.float32) for x in (train, *others)]
+
+
+def ridge_path(
+    X: np.ndarray, y: np.ndarray, alphas: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge solutions for every alpha from one SVD (Hastie et al., ESL §3.4.1).
+
+    X: ``(n, d)``, y: ``(n,)`` → coefficients ``(A, d)`` and intercepts ``(A,)``; same
+    objective as ``sklearn.linear_model.Ridge(alpha, fit_intercept=True)``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    xm, ym = X.mean(axis=0), y.mean()
+    U, s, Vt = np.linalg.svd(X - xm, full_matrices=False)
+    uty = U.T @ (y - ym)
+    a = np.asarray(alphas, dtype=np.float64)[:, None]
+    coefs = (s[None, :] / (s[None, :] ** 2 + a) * uty[None, :]) @ Vt
+    return coefs, ym - coefs @ xm
+
+
+def _metric_value(task: TaskData, y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray | None) -> float:
+    fn = metric_functions(task.type, [task.metric], y_true, y_pred, score, task.positive)
+    if task.metric not in fn:
+        return float("nan")
+    return float(fn[task.metric](np.ones((1, len(y_true))))[0])
+
+
+def _better(a: float, b: float, metric: str) -> bool:
+    if not np.isfinite(a):
+        return False
+    if not np.isfinite(b):
+        return True
+    return a > b + 1e-12 if HIGHER_IS_BETTER[metric] else a < b - 1e-12
+
+
+def _logistic(c: float, settings: Settings, seed: int) -> LogisticRegression:
+    return LogisticRegression(C=c, max_iter=settings["max_iter"], warm_start=True, random_state=seed)
+
+
+def _positive_score(model, X: np.ndarray, positive: str | None) -> np.ndarray | None:
+    if positive is None:
+        return None
+    classes = [str(c) for c in model.classes_]
+    if positive not in classes:
+        return np.zeros(len(X))
+    return model.predict_proba(X)[:, classes.index(positive)]
+
+
+def _folds(task: TaskData, y: np.ndarray, settings: Settings) -> list[tuple[np.ndarray, np.ndarray]]:
+    k = int(settings["cv_folds"])
+    if task.type == "classification":
+        _, counts = np.unique(y.astype(str), return_counts=True)
+        k = min(k, int(counts.min()))
+        if k < 2:
+            return []
+        splitter = StratifiedKFold(k, shuffle=True, random_state=settings["seed"])
+        return list(splitter.split(np.zeros(len(y)), y.astype(str)))
+    k = min(k, len(y))
+    if k < 2:
+        return []
+    return list(KFold(k, shuffle=True, random_state=settings["seed"]).split(np.zeros(len(y))))
+
+
+def _path_scores(
+    task: TaskData,
+    Xtr: np.ndarray,
+    ytr: np.ndarray,
+    Xev: np.ndarray,
+    yev: np.ndarray,
+    grid: Sequence[float],
+    settings: Settings,
+) -> np.ndarray:
+    """Metric of each regularisation value in ``grid`` fitted on (Xtr, ytr), scored on (Xev, yev)."""
+    Xtr, Xev = standardize(Xtr, Xev)
+    out = np.full(len(grid), np.nan)
+    if task.type == "regression":
+        coefs, icpt = ridge_path(Xtr, ytr.astype(float), grid)
+        for j in range(len(grid)):
+            out[j] = _metric_value(task, yev, Xev @ coefs[j] + icpt[j], None)
+        return out
+    if len(np.unique(ytr.astype(str))) < 2:
+        return out
+    model = _logistic(grid[0], settings, settings["seed"])
+    for j in np.argsort(grid):  # increasing C: each fit warm-starts from the more regularised one
+        model.set_params(C=float(grid[j]))
+        model.fit(Xtr, ytr)
+        out[j] = _metric_value(
+            task, yev, model.predict(Xev), _positive_score(model, Xev, task.positive)
+        )
+    return out
+
+
+def fit_linear(
+    task: TaskData,
+    Xtr: np.ndarray,
+    ytr: np.ndarray,
+    Xval: np.ndarray | None,
+    yval: np.ndarray | None,
+    settings: Settings,
+) -> tuple[float, str]:
+    """Choose the L2 strength: on the val split when it scores, else by k-fold CV on train.
+
+    Returns the chosen value and a note such as ``"C=0.1 (val)"``. Ties go to the stronger
+    regularisation (the first best along the grid from strong to weak).
+    """
+    name = "alpha" if task.type == "regression" else "C"
+    grid = list(settings["ridge_alpha"] if task.type == "regression" else settings["logistic_c"])
+    # strongest regularisation first: large alpha, small C
+    grid = sorted(grid, reverse=task.type == "regression")
+    scores, how = None, ""
+    if Xval is not None and yval is not None and len(yval) >= 2:
+        s = _path_scores(task, Xtr, ytr, Xval, yval, grid, settings)
+        if np.isfinite(s).any():
+            scores, how = s, "val"
+    if scores is None:
+        folds = _folds(task, ytr, settings)
+        if folds:
+            per_fold = np.stack(
+                [
+                    _path_scores(task, Xtr[a], ytr[a], Xtr[b], ytr[b], grid, settings)
+                    for a, b in folds
+                ]
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                scores = np.nanmean(per_fold, axis=0)
+            how = f"{len(folds)}-fold CV"
+    if scores is None or not np.isfinite(scores).any():
+        value = 1.0
+        return value, f"{name}={value:g} (default: too few items to select)"
+    best = 0
+    for j in range(1, len(grid)):
+        if _better(scores[j], scores[best], task.metric):
+            best = j
+    return float(grid[best]), f"{name}={grid[best]:g} ({how})"
+
+
+def _dummy(task: TaskData, ytr: np.ndarray, n_test: int) -> tuple[np.ndarray, np.ndarray | None]:
+    if task.type == "regression":
+        return np.full(n_test, float(np.mean(ytr.astype(float)))), None
+    labels, counts = np.unique(ytr.astype(str), return_counts=True)
+    pred = np.full(n_test, labels[np.argmax(counts)], dtype=object)
+    score = None
+    if task.positive is not None:
+        score = np.full(n_test, float(np.mean(ytr.astype(str) == task.positive)))
+    return pred, score
+
+
+def _probe_one(
+    probe: str,
+    task: TaskData,
+    X: np.ndarray,
+    rows: Mapping[str, np.ndarray],
+    settings: Settings,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Fit ``probe`` on train rows, predict test rows → (y_pred, score, param note)."""
+    tr, va, te = rows["train"], rows["val"], rows["test"]
+    ytr = task.y[tr]
+    seed = int(settings["seed"])
+    if probe == "linear":
+        value, note = fit_linear(
+            task, X[tr], ytr, X[va] if len(va) else None, task.y[va] if len(va) else None, settings
+        )
+        Xtr, Xte = standardize(X[tr], X[te])
+        if task.type == "regression":
+            coefs, icpt = ridge_path(Xtr, ytr.astype(float), [value])
+            return Xte @ coefs[0] + icpt[0], None, note
+        model = _logistic(value, settings, seed).fit(Xtr, ytr)
+        return model.predict(Xte).astype(object), _positive_score(model, Xte, task.positive), note
+    if probe == "knn":
+        k = min(int(settings["knn_k"]), len(tr))
+        Xtr, Xte = standardize(X[tr], X[te])
+        kw = {"n_neighbors": k, "metric": "cosine", "algorithm": "brute", "n_jobs": threads}
+        if task.type == "regression":
+            return KNeighborsRegressor(**kw).fit(Xtr, ytr.astype(float)).predict(Xte), None, f"k={k}"
+        model = KNeighborsClassifier(**kw).fit(Xtr, ytr)
+        return model.predict(Xte).astype(object), _positive_score(model, Xte, task.positive), f"k={k}"
+    if probe == "rf":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        kw = {"n_estimators": int(settings["rf_trees"]), "n_jobs": threads, "random_state": seed}
+        if task.type == "regression":
+            model = RandomForestRegressor(**kw).fit(X[tr], ytr.astype(float))
+            return model.predict(X[te]), None, f"trees={kw['n_estimators']}"
+        model = RandomForestClassifier(**kw).fit(X[tr], ytr.astype(str))
+        return (
+            model.predict(X[te]).astype(object),
+            _positive_score(model, X[te], task.positive),
+            f"trees={kw['n_estimators']}",
+        )
+    raise SciclrError(f"params: unknown probe {probe!r}; known: linear, knn, rf")
+
+
+def run_probes(
+    settings: Settings,
+    ids: np.ndarray,
+    splits: np.ndarray,
+    tasks: Sequence[TaskData],
+    features: Mapping[str, np.ndarray],
+    threads: int = 1,
+) -> list[Prediction]:
+    """Every probe for every task and feature set, plus the dummy, on the test split.
+
+    ids, splits: ``(n,)`` per record; features: name → ``(n, d)`` row-aligned with ``ids``.
+    """
+    preds: list[Prediction] = []
+    for task in tasks:
+        rows = {s: np.flatnonzero((splits == s) & task.valid) for s in ("train", "val", "test")}
+        if len(rows["test"]) == 0 or len(rows["train"]) == 0:
+            raise SciclrError(
+                f"records.tsv: task {task.name!r} has {len(rows['train'])} train and "
+                f"{len(rows['test'])} test records with a label; both must be > 0"
+            )
+        if task.type == "classification" and len(np.unique(task.y[rows["train"]].astype(str))) < 2:
+            raise SciclrError(
+                f"records.tsv: task {task.name!r}: the train split holds a single class; "
+                "nothing to probe"
+            )
+        te = rows["test"]
+        base = {
+            "dataset": settings.dataset,
+            "task": task.name,
+            "task_type": task.type,
+            "ids": ids[te],
+            "y_true": task.y[te],
+            "positive": task.positive,
+            "n_train": len(rows["train"]),
+        }
+        y_pred, score = _dummy(task, task.y[rows["train"]], len(te))
+        preds.append(
+            Prediction(feature_set="dummy", probe="dummy", y_pred=y_pred, score=score, param="", **base)
+        )
+        for fs, X in features.items():
+            probes = list(settings["probes"])
+            if fs in settings["rf_features"]:
+                probes.append("rf")
+            for probe in probes:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    y_pred, score, note = _probe_one(probe, task, X, rows, settings, threads)
+                log.info("probe %s / %s / %s: %s", task.name, fs, probe, note)
+                preds.append(
+                    Prediction(feature_set=fs, probe=probe, y_pred=y_pred, score=score, param=note, **base)
+                )
+    return preds

@@ -1,0 +1,218 @@
+"""The two entry points the CLI calls: train a data set's model, embed its items.
+
+Inputs are the outputs of ``sciclr gather``: ``data_dir/data.pt`` (the domain's payload) and
+``data_dir/records.tsv`` (``id``, ``split``, task columns; row ``i`` is payload item ``i``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sciclr.domains import get_domain
+from sciclr.domains.base import DataSource, Domain
+from sciclr.errors import SciclrError
+from sciclr.io import atomic_path, load_torch, write_json
+from sciclr.train.checkpoint import fingerprint, load_checkpoint
+from sciclr.train.config import TrainConfig
+from sciclr.train.device import resolve_device
+from sciclr.train.distributed import init_distributed, launched_by_torchrun, shutdown_distributed
+from sciclr.train.embed import embed
+from sciclr.train.evaluate import KnnEvaluator
+from sciclr.train.launch import run_under_torchrun
+from sciclr.train.loop import Trainer
+from sciclr.train.objective import build_loss
+
+__all__ = ["load_data", "resolve_domain", "resolve_world_size", "run_embedding", "run_training"]
+
+#: ``train:`` keys that change how a run is shown, not what it computes (left out of the
+#: fingerprint that decides whether ``last.pt`` may be resumed).
+COSMETIC_KEYS = ("log_every", "tensorboard", "profile_steps", "embed_batch_size")
+
+
+def resolve_domain(name: str) -> Domain:
+    """A registered domain (``dna``, ``materials``) or a plug-in given as ``module:attribute``."""
+    if ":" not in str(name):
+        return get_domain(name)
+    module, attr = str(name).split(":", 1)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SciclrError(f"config domain: cannot load {name!r} ({exc})") from None
+
+
+def load_data(data_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """``(payload, records)`` from a gathered data folder; records columns are strings, a missing
+    label is ``""``."""
+    data_dir = Path(data_dir)
+    data_pt, rec_tsv = data_dir / "data.pt", data_dir / "records.tsv"
+    for path in (data_pt, rec_tsv):
+        if not path.exists():
+            raise SciclrError(f"{path}: not found (run `sciclr gather` first)")
+    try:
+        payload = load_torch(data_pt)
+    except Exception as exc:
+        raise SciclrError(f"{data_pt}: cannot read payload ({type(exc).__name__}: {exc})") from None
+    records = pd.read_csv(rec_tsv, sep="\t", dtype=str, keep_default_na=False)
+    missing = [c for c in ("id", "split") if c not in records.columns]
+    if missing:
+        raise SciclrError(f"{rec_tsv}: column(s) {missing} missing; found {list(records.columns)}")
+    return payload, records
+
+
+def _source(
+    domain: Domain, payload: Mapping[str, Any], records: pd.DataFrame, data_dir: Path
+) -> DataSource:
+    source = domain.data_source(payload)
+    if len(source) != len(records):
+        raise SciclrError(
+            f"{data_dir}: data.pt has {len(source)} items but records.tsv has {len(records)} rows"
+        )
+    return source
+
+
+def resolve_world_size(tcfg: TrainConfig, device: torch.device) -> int:
+    """Processes to train with: ``ddp_procs``, or with ``"auto"`` one per visible GPU."""
+    if tcfg.ddp_procs == "auto":
+        return torch.cuda.device_count() if device.type == "cuda" else 1
+    n = int(tcfg.ddp_procs)
+    if device.type == "cuda" and n > torch.cuda.device_count():
+        raise SciclrError(
+            f"config train.ddp_procs: {n} processes but {torch.cuda.device_count()} GPU(s) visible"
+        )
+    return n
+
+
+def _evaluator(
+    cfg: Mapping[str, Any],
+    records: pd.DataFrame,
+    source: DataSource,
+    device: torch.device,
+    tcfg: TrainConfig,
+) -> tuple[KnnEvaluator | None, str]:
+    """k-NN evaluator on the first classification task, or None and why not."""
+    task = next((t for t in cfg.get("tasks", []) if t.get("type") == "classification"), None)
+    if task is None:
+        return None, "no classification task"
+    col = task["column"]
+    if col not in records.columns:
+        return None, f"task column {col!r} not in records.tsv"
+    labelled = records[col] != ""
+    train = np.flatnonzero(labelled & (records["split"] == "train"))
+    val = np.flatnonzero(labelled & (records["split"] == "val"))
+    if len(train) == 0 or len(val) == 0:
+        return None, f"no labelled train/val items for {col!r}"
+    labels = records[col].to_numpy()
+    evaluator = KnnEvaluator(
+        source, train, labels[train], val, labels[val], device, tcfg.embed_batch_size
+    )
+    return evaluator, f"k-NN on {col!r}"
+
+
+def run_training(
+    cfg: Mapping[str, Any], data_dir: str | Path, out_dir: str | Path, stream: TextIO | None = None
+) -> dict[str, Any] | None:
+    """Train on the ``split == "train"`` rows; write ``checkpoint.pt``, ``last.pt``,
+    ``metrics.csv`` and ``train_summary.json`` into ``out_dir``.
+
+    Relaunches itself under torchrun when more than one process is configured. Returns the
+    summary (None in non-zero ranks, under a relaunch, or when the run was already complete).
+    Raises :class:`sciclr.train.signals.TrainingInterrupted` after saving on SIGTERM/SIGUSR1.
+    """
+    cfg = dict(cfg)
+    tcfg = TrainConfig.from_mapping(cfg.get("train"))
+    device = resolve_device(cfg.get("device", "auto"))
+    world = resolve_world_size(tcfg, device)
+    out_dir, data_dir = Path(out_dir), Path(data_dir)
+    if world > 1 and not launched_by_torchrun():
+        run_under_torchrun(world, cfg, data_dir, out_dir)
+        return None
+    ctx = init_distributed(device)
+    try:
+        domain = resolve_domain(cfg["domain"])
+        payload, records = load_data(data_dir)
+        source = _source(domain, payload, records, data_dir)
+        train_idx = np.flatnonzero(records["split"].to_numpy() == "train")
+        torch.manual_seed(tcfg.seed)
+        model = domain.build_model(payload, cfg)
+        evaluator, why = (
+            _evaluator(cfg, records, source, device, tcfg)
+            if tcfg.eval_every
+            else (None, "eval_every is 0")
+        )
+        fp_cfg = {
+            **cfg,
+            "train": {k: v for k, v in tcfg.to_dict().items() if k not in COSMETIC_KEYS},
+        }
+        fp_cfg.pop("device", None)
+        run_fp = fingerprint(
+            fp_cfg, ctx.world_size, device.type, data_dir / "data.pt", data_dir / "records.tsv"
+        )
+        trainer = Trainer(
+            model=model,
+            loss=build_loss(tcfg),
+            source=source,
+            train_idx=train_idx,
+            tcfg=tcfg,
+            device=device,
+            ctx=ctx,
+            out_dir=out_dir,
+            run_fingerprint=run_fp,
+            cfg=cfg,
+            evaluator=evaluator,
+            stream=stream,
+        )
+        if evaluator is None:
+            trainer.progress.message(f"no val model selection: {why}")
+        result = trainer.fit()
+        if ctx.is_main and not result.noop:
+            result.summary["selection"]["evaluator"] = why
+            write_json(out_dir / "train_summary.json", result.summary)
+            return result.summary
+        return None
+    finally:
+        shutdown_distributed()
+
+
+def run_embedding(
+    cfg: Mapping[str, Any],
+    data_dir: str | Path,
+    checkpoint: str | Path | None,
+    out_path: str | Path,
+) -> np.ndarray:
+    """Embed every row of ``records.tsv`` (in order) with the trained model, or with the freshly
+    seeded untrained model when ``checkpoint`` is None (the "untrained encoder" baseline: the
+    same initial weights training starts from). Writes ``ids`` (unicode) and ``X`` (float32)
+    to ``out_path`` with ``np.savez``, atomically; returns ``X``."""
+    cfg = dict(cfg)
+    data_dir = Path(data_dir)
+    tcfg = TrainConfig.from_mapping(cfg.get("train"))
+    device = resolve_device(cfg.get("device", "auto"))
+    domain = resolve_domain(cfg["domain"])
+    payload, records = load_data(data_dir)
+    source = _source(domain, payload, records, data_dir)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        model = domain.build_model(payload, state["cfg"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise SciclrError(
+                f"{checkpoint}: does not fit the model built from its config ({first})"
+            ) from None
+    else:
+        torch.manual_seed(tcfg.seed)
+        model = domain.build_model(payload, cfg)
+    model.to(device)
+    x = embed(model, source, np.arange(len(records)), device, tcfg.embed_batch_size)
+    ids = records["id"].to_numpy().astype(str)
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, ids=ids, X=x)
+    return x
