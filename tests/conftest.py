@@ -22,6 +22,7 @@ def copy_workflow(dest: Path, with_tiny_data: bool = True) -> Path:
     """A runnable copy of the workflow (Snakefile, workflow/, config/) plus the tiny data."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "Snakefile", dest / "Snakefile")
+    shutil.copy(REPO / "environment.yml", dest / "environment.yml")
     shutil.copytree(REPO / "workflow", dest / "workflow")
     shutil.copytree(REPO / "config", dest / "config")
     if with_tiny_data:

@@ -61,7 +61,7 @@ def debiased_hard(z: torch.Tensor, tau: float, tau_plus: float, beta: float) -> 
         e_pos = torch.exp(s[r, pos])
         ng = (mass - k * tau_plus * e_pos.mean()) / (1 - tau_plus)
         ng = torch.clamp(ng, min=k * math.exp(-1 / tau))
-        for j, p in enumerate(pos):
+        for j, _p in enumerate(pos):
             others = e_pos.sum() - e_pos[j]
             total = total - torch.log(e_pos[j] / (e_pos[j] + others + ng))
             count += 1

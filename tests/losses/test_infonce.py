@@ -168,13 +168,52 @@ def test_learnable_temperature_is_clamped_and_trained():
     assert not any(p.requires_grad for p in fixed.parameters())
 
 
-def test_temperature_gradient_matches_finite_difference():
-    z = torch.randn(3, 7, 5, generator=torch.Generator().manual_seed(8)).double()
+@pytest.mark.parametrize("mode", ["all", "cross_view"])
+@pytest.mark.parametrize("v", [2, 3])
+def test_temperature_gradient_matches_finite_difference(mode, v):
+    z = torch.randn(v, 7, 5, generator=torch.Generator().manual_seed(8)).double()
     tau = torch.tensor(0.3, requires_grad=True)
-    info_nce(z, tau).backward()
+    info_nce(z, tau, mode).backward()
     eps = 1e-3
-    fd = (float(info_nce(z, 0.3 + eps)) - float(info_nce(z, 0.3 - eps))) / (2 * eps)
+    fd = (float(info_nce(z, 0.3 + eps, mode)) - float(info_nce(z, 0.3 - eps, mode))) / (2 * eps)
     assert float(tau.grad) == pytest.approx(fd, rel=1e-3)
+
+
+@pytest.mark.parametrize("v", [2, 3])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_cross_view_pair_path_equals_row_path(monkeypatch, v, normalize):
+    """The one-product-per-pair path against the row kernel (two products per pair)."""
+    import sciclr.losses.pairs as pairs
+
+    z = torch.randn(v, 10, 6, generator=torch.Generator().manual_seed(11))
+    fast, g_fast = _grad(lambda x: info_nce(x, 0.1, "cross_view", normalize), z)
+    _, d_fast = info_nce(z, 0.1, "cross_view", normalize, return_diagnostics=True)
+    monkeypatch.setattr(pairs, "usable", lambda *_: False)
+    rows, g_rows = _grad(lambda x: info_nce(x, 0.1, "cross_view", normalize), z)
+    _, d_rows = info_nce(z, 0.1, "cross_view", normalize, return_diagnostics=True)
+    assert torch.allclose(fast, rows, rtol=1e-6)
+    assert torch.allclose(g_fast, g_rows, rtol=1e-5, atol=1e-7)
+    for key, value in dataclasses.asdict(d_fast).items():
+        assert value == pytest.approx(dataclasses.asdict(d_rows)[key], rel=1e-5, abs=1e-6), key
+
+
+def test_cross_view_pair_path_at_its_exactness_limit():
+    # 2/τ + ln N just below 80: the largest logit range the column rescaling accepts
+    z = torch.randn(2, 16, 6, generator=torch.Generator().manual_seed(12))
+    z[1, :8] = -z[0, :8]  # opposite positives: rows and columns far below their maxima
+    tau = 2 / (79.5 - torch.log(torch.tensor(16.0)).item())
+    got, g = _grad(lambda x: info_nce(x, tau, "cross_view"), z)
+    ref, g_ref = _grad(lambda x: reference.cross_view(x, tau), z.double())
+    assert float(got) == pytest.approx(float(ref), rel=1e-5)
+    assert (g.double() - g_ref).norm() / g_ref.norm() < 1e-4
+
+
+def test_backward_twice_is_refused_not_wrong():
+    z = torch.randn(2, 8, 4, requires_grad=True)
+    loss = info_nce(z, 0.1, "cross_view")
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
 
 
 def test_bf16_autocast_keeps_float32_logits():

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -154,7 +155,7 @@ def test_4_mutual_information_bound(mi_per_dim, d):
         assert bound <= mi + 4 * stderr  # a lower bound, up to Monte-Carlo error
         assert bound <= log_k
         bounds.append((log_k, bound, stderr))
-    assert all(b2 > b1 for (_, b1, _), (_, b2, _) in zip(bounds, bounds[1:], strict=False))
+    assert all(b2 > b1 for (_, b1, _), (_, b2, _) in itertools.pairwise(bounds))
     # it approaches min(MI, ln K): saturated at ln K with few negatives and a large MI, and at
     # the MI with many negatives and a small MI
     for log_k, bound, stderr in bounds:

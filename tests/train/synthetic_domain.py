@@ -45,17 +45,28 @@ class VectorSource:
 class VectorModel(ContrastiveModel):
     global_batch_views = True
 
-    def __init__(self, d_in: int, hidden: int = 32, emb: int = 16, proj: int = 8,
-                 noise: float = 0.5, drop: float = 0.1) -> None:
+    def __init__(
+        self,
+        d_in: int,
+        hidden: int = 32,
+        emb: int = 16,
+        proj: int = 8,
+        noise: float = 0.5,
+        drop: float = 0.1,
+    ) -> None:
         super().__init__()
         self.noise, self.drop = noise, drop
         # no bias before BatchNorm: its gradient is zero up to rounding, which Adam would amplify
         self.encoder = nn.Sequential(
-            nn.Linear(d_in, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(),
+            nn.Linear(d_in, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
             nn.Linear(hidden, emb, bias=False),  # feeds the head's BatchNorm: same reason
         )
         self.head = nn.Sequential(
-            nn.Linear(emb, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(),
+            nn.Linear(emb, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
             nn.Linear(hidden, proj),
         )
 
@@ -100,8 +111,11 @@ def make_dataset(
     path.mkdir(parents=True, exist_ok=True)
     save_torch(path / "data.pt", {"x": torch.tensor(x, dtype=torch.float32)})
     records = pd.DataFrame(
-        {"id": [f"item{i:04d}" for i in range(len(label))], "split": split,
-         "label": [f"c{c}" for c in label]}
+        {
+            "id": [f"item{i:04d}" for i in range(len(label))],
+            "split": split,
+            "label": [f"c{c}" for c in label],
+        }
     )
     write_table(path / "records.tsv", records)
     return path
@@ -109,8 +123,14 @@ def make_dataset(
 
 def make_cfg(**train: Any) -> dict[str, Any]:
     base = {
-        "epochs": 3, "batch_size": 32, "lr": 1e-2, "warmup_epochs": 1.0, "seed": 7,
-        "log_every": 1, "profile_steps": 0, "embed_batch_size": 64,
+        "epochs": 3,
+        "batch_size": 32,
+        "lr": 1e-2,
+        "warmup_epochs": 1.0,
+        "seed": 7,
+        "log_every": 1,
+        "profile_steps": 0,
+        "embed_batch_size": 64,
     }
     base.update(train)
     return {

@@ -92,6 +92,35 @@ def test_resume_after_completion_is_noop(trained: tuple[Path, dict], data: Path,
     assert "nothing to do" in capsys.readouterr().err
 
 
+def test_finished_state_without_checkpoint_is_finalized_and_config_change_restarts(
+    data: Path, tmp_path: Path
+) -> None:
+    cfg = make_cfg(epochs=1)
+    first = run_training(cfg, data, tmp_path)
+    (tmp_path / "checkpoint.pt").unlink()  # killed between last.pt and checkpoint.pt
+    again = run_training(cfg, data, tmp_path)
+    assert again["steps_this_run"] == 0 and again["resumed_from_step"] == 3
+    assert (tmp_path / "checkpoint.pt").exists() and again["chosen_epoch"] == first["chosen_epoch"]
+    changed = run_training(make_cfg(epochs=1, lr=5e-3), data, tmp_path)  # another run: no resume
+    assert changed["resumed_from_step"] == 0 and changed["steps_this_run"] == 3
+    assert load_torch(tmp_path / "checkpoint.pt")["cfg"]["train"]["lr"] == 5e-3
+
+
+def test_learned_temperature_and_queue_reach_the_loss(data: Path, tmp_path: Path) -> None:
+    summary = run_training(
+        make_cfg(epochs=1, learn_temperature=True, queue_size=64, eval_every=0), data, tmp_path
+    )
+    m = pd.read_csv(tmp_path / "metrics.csv")
+    assert m["temperature"].iloc[0] == pytest.approx(0.1) and m["temperature"].iloc[-1] != 0.1
+    # the queue fills with 2 views x 32 items per step: K = 62 in-batch + queued keys
+    assert m["k"].tolist() == [62, 62 + 64, 62 + 64]
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert float(last["loss"]["log_temperature"].exp()) == pytest.approx(
+        m["temperature"].iloc[-1], rel=0.05
+    )
+    assert last["loss"]["queue.keys"].shape == (64, 8) and summary["total_steps"] == 3
+
+
 def test_same_seed_gives_identical_embeddings(
     trained: tuple[Path, dict], data: Path, tmp_path: Path
 ) -> None:
@@ -167,27 +196,50 @@ def test_sigterm_mid_epoch_then_rerun_equals_uninterrupted(
     assert sa["evaluations"] == sb["evaluations"] and sa["chosen_epoch"] == sb["chosen_epoch"]
 
 
-def test_ddp_two_processes_equal_one_process(
+def test_ddp_two_processes_equal_one_process_across_a_stop_signal(
     data: Path, tmp_path: Path, worker_env: dict[str, str]
 ) -> None:
-    cfg2 = make_cfg(max_steps=3, ddp_procs=2, eval_every=0)
-    cfg1 = make_cfg(max_steps=3, ddp_procs=1, eval_every=0)
-    assert run_training(cfg2, data, tmp_path / "ddp") is None  # the parent only launches
-    run_training(cfg1, data, tmp_path / "one")
-    s2 = json.loads((tmp_path / "ddp" / "train_summary.json").read_text())
+    """2 gloo processes (global batch 16 = 2 x 8) give the parameters of 1 process on the
+    global batch (1e-5), even when stopped by SIGUSR1 mid-epoch (what SLURM sends before the
+    time limit) and resumed: the signal reaches both workers, which stop after the same step."""
+    cfg = make_cfg(epochs=1, batch_size=16, ddp_procs=2, eval_every=0)  # 6 steps
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps(cfg))
+    out = tmp_path / "ddp"
+    slow = {**worker_env, "SCICLR_TEST_BATCH_DELAY": "0.3"}
+    proc = subprocess.Popen(_cli(params, data, out), env=slow, stderr=subprocess.PIPE, text=True)
+    log = []
+    for line in proc.stderr:
+        log.append(line)
+        if "step 2/6" in line:
+            proc.send_signal(signal.SIGUSR1)
+            break
+    log.append(proc.stderr.read())
+    text = "".join(log)
+    assert proc.wait(timeout=120) == EXIT_RESUMABLE, text
+    stopped = torch.load(out / "last.pt", weights_only=True)["step"]
+    assert 2 <= stopped < 6, text
+    assert text.count(f"stopped by SIGUSR1 after step {stopped}") == 2  # both ranks
+    assert not (out / "checkpoint.pt").exists()
+    resumed = subprocess.run(_cli(params, data, out), env=worker_env, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming after step {stopped}" in resumed.stderr
+
+    run_training({**cfg, "train": {**cfg["train"], "ddp_procs": 1}}, data, tmp_path / "one")
+    s2 = json.loads((out / "train_summary.json").read_text())
     assert s2["world_size"] == 2 and s2["negatives"].startswith("global batch")
-    a = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)["model"]
+    a = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()
     diffs = {k: float((a[k].double() - b[k].double()).abs().max()) for k in a}
     assert max(diffs.values()) < 1e-5, diffs
     init = model_state(_initial_model(data))
-    moved = {k: float((b[k].double() - init[k].double()).abs().max()) for k in b}
-    assert moved["encoder.0.weight"] > 1e-3  # the comparison is not vacuous
-    assert b["encoder.1.num_batches_tracked"] == 3  # synced BatchNorm counted 3 global batches
-    m2, m1 = (pd.read_csv(tmp_path / d / "metrics.csv") for d in ("ddp", "one"))
-    assert np.abs(m2["loss"] - m1["loss"]).max() < 1e-5
-    assert (m2["k"] == m1["k"]).all() and (m1["k"] == 62).all()
+    assert float((b["encoder.0.weight"] - init["encoder.0.weight"]).abs().max()) > 1e-3
+    assert b["encoder.1.num_batches_tracked"] == 6  # synced BatchNorm counted 6 global batches
+    m2, m1 = (pd.read_csv(d / "metrics.csv") for d in (out, tmp_path / "one"))
+    assert len(m2) == len(m1) == 6 and np.abs(m2["loss"] - m1["loss"]).max() < 1e-5
+    assert (m2["k"] == m1["k"]).all() and (m1["k"] == 2 * 16 - 2).all()
 
 
 def _initial_model(data: Path) -> torch.nn.Module:
@@ -213,9 +265,17 @@ def test_val_selection_keeps_best_epoch(data: Path, tmp_path: Path, select: bool
     tcfg = TrainConfig.from_mapping(cfg["train"])
     evaluator = _Scripted([0.2, 0.9, 0.5])
     trainer = Trainer(
-        model=_initial_model(data), loss=build_loss(tcfg), source=DOMAIN.data_source(payload),
-        train_idx=torch.arange(96), tcfg=tcfg, device=torch.device("cpu"), ctx=DistContext(),
-        out_dir=tmp_path, run_fingerprint="test", cfg=cfg, evaluator=evaluator,
+        model=_initial_model(data),
+        loss=build_loss(tcfg),
+        source=DOMAIN.data_source(payload),
+        train_idx=torch.arange(96),
+        tcfg=tcfg,
+        device=torch.device("cpu"),
+        ctx=DistContext(),
+        out_dir=tmp_path,
+        run_fingerprint="test",
+        cfg=cfg,
+        evaluator=evaluator,
     )
     result = trainer.fit()
     ckpt = load_torch(tmp_path / "checkpoint.pt")
@@ -246,7 +306,7 @@ def test_input_errors_are_one_line(data: Path, tmp_path: Path) -> None:
     short.mkdir()
     save_torch(short / "data.pt", {"x": torch.zeros(5, 16)})
     (short / "records.tsv").write_text((data / "records.tsv").read_text())
-    with pytest.raises(SciclrError, match="data.pt has 5 items but records.tsv has 128 rows"):
+    with pytest.raises(SciclrError, match=r"data\.pt has 5 items but records\.tsv has 128 rows"):
         run_training(make_cfg(), short, tmp_path / "out")
     with pytest.raises(SciclrError, match="cannot load 'nowhere_module:X'"):
         run_training({**make_cfg(), "domain": "nowhere_module:X"}, data, tmp_path / "out")

@@ -74,11 +74,15 @@ def estimates(
 
 def paired_difference(
     fn_a: MetricFn, fn_b: MetricFn, n: int, n_boot: int, seed: int, level: float = 0.95
-) -> Estimate:
-    """``metric(a) − metric(b)`` on the same items, with a paired bootstrap CI."""
+) -> tuple[Estimate, Estimate, Estimate]:
+    """Metric of ``a``, of ``b`` and of ``a − b`` on the same items, from one set of resamples.
+
+    With the seed used for the metrics tables, the first two equal those tables' CIs.
+    """
     point, samples = bootstrap([fn_a, fn_b], n, n_boot, seed)
-    diff = point[0] - point[1]
+    diff = float(point[0] - point[1])
     if not len(samples):
-        return Estimate(float(diff))
+        return Estimate(float(point[0])), Estimate(float(point[1])), Estimate(diff)
+    out = [Estimate(float(point[j]), *_interval(samples[:, j], level)) for j in range(2)]
     lo, hi = _interval(samples[:, 0] - samples[:, 1], level)
-    return Estimate(float(diff), lo, hi)
+    return out[0], out[1], Estimate(diff, lo, hi)

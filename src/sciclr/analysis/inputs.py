@@ -74,7 +74,9 @@ def load_features(path: str | Path, ids: Sequence[str] | np.ndarray) -> np.ndarr
     except (OSError, ValueError) as exc:
         raise SciclrError(f"{path}: cannot read feature file ({exc})") from None
     if X.ndim != 2 or len(X) != len(fids):
-        raise SciclrError(f"{path}: X has shape {X.shape}, ids {fids.shape}; expected (n, d) and (n,)")
+        raise SciclrError(
+            f"{path}: X has shape {X.shape}, ids {fids.shape}; expected (n, d) and (n,)"
+        )
     want = np.asarray(ids).astype(str)
     if len(fids) != len(want) or not np.array_equal(fids, want):
         pos = pd.Index(fids)

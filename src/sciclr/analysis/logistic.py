@@ -28,6 +28,10 @@ class LogisticModel:
     classes: np.ndarray
     n_iter: int = 0
 
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.classes
+
     def decision(self, X: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(X, dtype=self.W.dtype) @ self.W + self.b
 
@@ -45,8 +49,14 @@ def fit_logistic(
     max_iter: int = 1000,
     tol: float = 1e-6,
     init: LogisticModel | None = None,
+    balanced: bool = False,
 ) -> LogisticModel:
-    """Fit on ``X`` ``(n, d)`` and labels ``y`` ``(n,)``; ``init`` warm-starts (same classes)."""
+    """Fit on ``X`` ``(n, d)`` and labels ``y`` ``(n,)``; ``init`` warm-starts (same classes).
+
+    ``balanced`` weights each item by ``n / (K n_class)`` (scikit-learn's
+    ``class_weight="balanced"``), so rare classes count as much as common ones — the matching
+    training objective when the task is scored by balanced accuracy or macro-F1.
+    """
     classes, codes = np.unique(np.asarray(y).astype(str), return_inverse=True)
     n, d = X.shape
     k = len(classes)
@@ -61,6 +71,8 @@ def fit_logistic(
         b = torch.as_tensor(np.log(prior), dtype=torch.float32)
     W.requires_grad_(True)
     b.requires_grad_(True)
+    counts = np.bincount(codes, minlength=k)
+    weight = torch.as_tensor(n / (k * counts), dtype=torch.float32) if balanced else None
     lam = 1.0 / (2.0 * float(C) * n)
     opt = torch.optim.LBFGS(
         [W, b],
@@ -74,7 +86,9 @@ def fit_logistic(
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = F.cross_entropy(Xt @ W + b, yt) + lam * (W * W).sum()
+        # reduction="none" keeps the per-item class weight; the mean divides by n (not Σw)
+        ce = F.cross_entropy(Xt @ W + b, yt, weight=weight, reduction="none")
+        loss = ce.mean() + lam * (W * W).sum()
         loss.backward()
         return loss
 

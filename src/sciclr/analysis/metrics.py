@@ -20,8 +20,8 @@ __all__ = [
     "balanced_accuracy",
     "encode",
     "group_sums",
-    "mae",
     "macro_f1",
+    "mae",
     "normalized_mutual_info",
     "r2",
     "rmse",
@@ -147,12 +147,19 @@ def _comb2(x: np.ndarray) -> np.ndarray:
 
 
 def adjusted_rand(t: np.ndarray, c: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Adjusted Rand index of clustering ``c`` against truth ``t`` per weighted resample."""
+    """Adjusted Rand index of clustering ``c`` against truth ``t`` per weighted resample.
+
+    Pairs are pairs of *distinct* items weighted ``w_i w_j``: the pairs between copies of one
+    item in a bootstrap resample agree trivially and would bias the index upwards, so their
+    count ``D = Σ_i C(w_i, 2)`` is removed from every pair count (``D = 0`` at unit weights,
+    which is the usual ARI).
+    """
     M, _, _ = _contingency(t, c, W)
-    index = _comb2(M).sum(axis=(1, 2))
-    a = _comb2(M.sum(axis=2)).sum(axis=1)
-    b = _comb2(M.sum(axis=1)).sum(axis=1)
-    total = _comb2(M.sum(axis=(1, 2)))
+    D = _comb2(W).sum(axis=1)
+    index = _comb2(M).sum(axis=(1, 2)) - D
+    a = _comb2(M.sum(axis=2)).sum(axis=1) - D
+    b = _comb2(M.sum(axis=1)).sum(axis=1) - D
+    total = _comb2(M.sum(axis=(1, 2))) - D
     expected = a * b / np.maximum(total, 1e-300)
     max_index = (a + b) / 2.0
     den = max_index - expected

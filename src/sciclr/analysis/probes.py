@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
+from sciclr.analysis.logistic import fit_logistic
 from sciclr.analysis.scoring import Prediction, metric_functions
 from sciclr.analysis.spec import HIGHER_IS_BETTER, Settings, TaskData
 from sciclr.errors import SciclrError
@@ -56,7 +56,9 @@ def ridge_path(
     return coefs, ym - coefs @ xm
 
 
-def _metric_value(task: TaskData, y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray | None) -> float:
+def _metric_value(
+    task: TaskData, y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray | None
+) -> float:
     fn = metric_functions(task.type, [task.metric], y_true, y_pred, score, task.positive)
     if task.metric not in fn:
         return float("nan")
@@ -71,8 +73,15 @@ def _better(a: float, b: float, metric: str) -> bool:
     return a > b + 1e-12 if HIGHER_IS_BETTER[metric] else a < b - 1e-12
 
 
-def _logistic(c: float, settings: Settings, seed: int) -> LogisticRegression:
-    return LogisticRegression(C=c, max_iter=settings["max_iter"], warm_start=True, random_state=seed)
+def _balanced(task: TaskData, settings: Settings) -> bool:
+    mode = settings["class_weight"]
+    if mode not in ("auto", "balanced", "none"):
+        raise SciclrError(
+            f"params: analysis.class_weight {mode!r}; expected auto, balanced or none"
+        )
+    return mode == "balanced" or (
+        mode == "auto" and task.metric in ("balanced_accuracy", "macro_f1")
+    )
 
 
 def _positive_score(model, X: np.ndarray, positive: str | None) -> np.ndarray | None:
@@ -84,7 +93,9 @@ def _positive_score(model, X: np.ndarray, positive: str | None) -> np.ndarray | 
     return model.predict_proba(X)[:, classes.index(positive)]
 
 
-def _folds(task: TaskData, y: np.ndarray, settings: Settings) -> list[tuple[np.ndarray, np.ndarray]]:
+def _folds(
+    task: TaskData, y: np.ndarray, settings: Settings
+) -> list[tuple[np.ndarray, np.ndarray]]:
     k = int(settings["cv_folds"])
     if task.type == "classification":
         _, counts = np.unique(y.astype(str), return_counts=True)
@@ -118,10 +129,16 @@ def _path_scores(
         return out
     if len(np.unique(ytr.astype(str))) < 2:
         return out
-    model = _logistic(grid[0], settings, settings["seed"])
+    model = None
     for j in np.argsort(grid):  # increasing C: each fit warm-starts from the more regularised one
-        model.set_params(C=float(grid[j]))
-        model.fit(Xtr, ytr)
+        model = fit_logistic(
+            Xtr,
+            ytr,
+            float(grid[j]),
+            settings["max_iter"],
+            init=model,
+            balanced=_balanced(task, settings),
+        )
         out[j] = _metric_value(
             task, yev, model.predict(Xev), _positive_score(model, Xev, task.positive)
         )
@@ -204,16 +221,27 @@ def _probe_one(
         if task.type == "regression":
             coefs, icpt = ridge_path(Xtr, ytr.astype(float), [value])
             return Xte @ coefs[0] + icpt[0], None, note
-        model = _logistic(value, settings, seed).fit(Xtr, ytr)
+        model = fit_logistic(
+            Xtr, ytr, value, settings["max_iter"], balanced=_balanced(task, settings)
+        )
+        note += ", balanced classes" if _balanced(task, settings) else ""
         return model.predict(Xte).astype(object), _positive_score(model, Xte, task.positive), note
     if probe == "knn":
         k = min(int(settings["knn_k"]), len(tr))
         Xtr, Xte = standardize(X[tr], X[te])
         kw = {"n_neighbors": k, "metric": "cosine", "algorithm": "brute", "n_jobs": threads}
         if task.type == "regression":
-            return KNeighborsRegressor(**kw).fit(Xtr, ytr.astype(float)).predict(Xte), None, f"k={k}"
+            return (
+                KNeighborsRegressor(**kw).fit(Xtr, ytr.astype(float)).predict(Xte),
+                None,
+                f"k={k}",
+            )
         model = KNeighborsClassifier(**kw).fit(Xtr, ytr)
-        return model.predict(Xte).astype(object), _positive_score(model, Xte, task.positive), f"k={k}"
+        return (
+            model.predict(Xte).astype(object),
+            _positive_score(model, Xte, task.positive),
+            f"k={k}",
+        )
     if probe == "rf":
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
@@ -267,7 +295,9 @@ def run_probes(
         }
         y_pred, score = _dummy(task, task.y[rows["train"]], len(te))
         preds.append(
-            Prediction(feature_set="dummy", probe="dummy", y_pred=y_pred, score=score, param="", **base)
+            Prediction(
+                feature_set="dummy", probe="dummy", y_pred=y_pred, score=score, param="", **base
+            )
         )
         for fs, X in features.items():
             probes = list(settings["probes"])
@@ -279,6 +309,8 @@ def run_probes(
                     y_pred, score, note = _probe_one(probe, task, X, rows, settings, threads)
                 log.info("probe %s / %s / %s: %s", task.name, fs, probe, note)
                 preds.append(
-                    Prediction(feature_set=fs, probe=probe, y_pred=y_pred, score=score, param=note, **base)
+                    Prediction(
+                        feature_set=fs, probe=probe, y_pred=y_pred, score=score, param=note, **base
+                    )
                 )
     return preds

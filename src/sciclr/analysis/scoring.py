@@ -127,7 +127,9 @@ def score_prediction(
     fns = metric_functions(
         pred.task_type, names, pred.y_true, pred.y_pred, pred.score, pred.positive
     )
-    ests = estimates(list(fns.values()), len(pred.y_true), n_boot, task_seed(seed, pred.task), level)
+    ests = estimates(
+        list(fns.values()), len(pred.y_true), n_boot, task_seed(seed, pred.task), level
+    )
     return [
         {
             "dataset": pred.dataset,

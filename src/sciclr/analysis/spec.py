@@ -39,6 +39,9 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
     "logistic_c": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0],  # inverse L2 strengths tried
     "ridge_alpha": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],  # L2 strengths tried
     "max_iter": 1000,  # logistic-regression iterations
+    # class weights of the logistic probe: "auto" = balanced when the task's metric is
+    # balanced_accuracy or macro_f1 (train for what is scored), "balanced", or "none"
+    "class_weight": "auto",
     "probes": ["linear", "knn"],  # probes run for every feature set (dummy is always added)
     "knn_k": 10,
     "rf_features": [],  # feature sets that also get a random-forest probe (a strong baseline)
@@ -47,10 +50,13 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
     "verdict_probe": "linear",  # its probe compared with the baselines in the summary
     "primary_metric": {},  # task name -> metric used for selection and verdicts
     "derived_tasks": [],  # extra tasks computed from label columns (threshold / subset)
-    "targets": [],  # [{task, metric, min|max, feature_set=ssl, probe=linear}]
-    "cluster_column": None,  # classification task for clustering (default: the first)
+    # goals stated in the report: {task: {metric: bound}} (metric may carry a probe prefix,
+    # e.g. kmeans_ari; ≥ for higher-is-better metrics, ≤ for mae/rmse) or a list of
+    # {task, metric, min|max, feature_set=ssl, probe=linear}
+    "targets": {},
+    "cluster_column": None,  # task clusters are scored against (default: task with cluster: true, else first classification)
     "cluster_split": "test",
-    "cluster_methods": ["kmeans", "hdbscan", "leiden"],
+    "clustering": ["kmeans", "hdbscan", "leiden"],
     "cluster_scale": "standardize",  # standardize | l2 | none (applied before clustering)
     "hdbscan_min_cluster_size": 10,
     "hdbscan_pca": 20,  # PCA dimensions before HDBSCAN (0 = none); density is unreliable in 1000s of dims
@@ -172,7 +178,23 @@ class Settings:
         for t in values["derived_tasks"]:
             if "name" not in t or "column" not in t:
                 raise SciclrError(f"params: derived task {dict(t)} needs 'name' and 'column'")
-        targets = tuple(_parse_target(t, values) for t in values["targets"])
+        targets = _parse_targets(values["targets"], values)
+        tasks = list(tasks)
+        derived = list(values["derived_tasks"])
+        for t in tasks:  # a regression label also scored as binary: band_gap > 0 = non-metal
+            x = t.get("binarize_above")
+            if x is not None:
+                name = f"{t.get('name', t['column'])}>{float(x):g}"
+                derived.append(
+                    {
+                        "name": name,
+                        "column": t["column"],
+                        "type": "classification",
+                        "threshold": float(x),
+                        "positive": "True",
+                    }
+                )
+        values["derived_tasks"] = derived
         name = dataset or str(params.get("name") or params.get("dataset") or "dataset")
         return cls(
             dataset=name,
@@ -184,7 +206,7 @@ class Settings:
 
 
 def _check_type(key: str, value: Any, default: Any) -> None:
-    if default is None or value is None:
+    if default is None or value is None or key == "targets":
         return
     expected: type | tuple[type, ...]
     if isinstance(default, bool):
@@ -202,6 +224,39 @@ def _check_type(key: str, value: Any, default: Any) -> None:
         )
 
 
+_PROBES = ("kmeans", "hdbscan", "leiden", "linear", "knn", "rf", "dummy")
+
+
+def _parse_targets(spec: Any, values: Mapping[str, Any]) -> tuple[Target, ...]:
+    """Targets from ``{task: {metric: bound}}`` or a list of explicit target mappings."""
+    if isinstance(spec, Mapping):
+        items = []
+        for task, goals in spec.items():
+            if not isinstance(goals, Mapping):
+                raise SciclrError(f"params: analysis.targets.{task} must map metric -> bound")
+            for key, bound in goals.items():
+                probe, _, metric = str(key).partition("_")
+                if probe not in _PROBES or metric not in HIGHER_IS_BETTER:
+                    probe, metric = "", str(key)
+                if metric not in HIGHER_IS_BETTER:
+                    raise SciclrError(
+                        f"params: analysis.targets.{task}.{key}: unknown metric; known: "
+                        f"{sorted(HIGHER_IS_BETTER)} (optionally prefixed kmeans_, knn_, ...)"
+                    )
+                item = {
+                    "task": task,
+                    "metric": metric,
+                    ("min" if HIGHER_IS_BETTER[metric] else "max"): bound,
+                }
+                if probe:
+                    item["probe"] = probe
+                items.append(item)
+        spec = items
+    if not isinstance(spec, Sequence):
+        raise SciclrError("params: analysis.targets must be a mapping or a list")
+    return tuple(_parse_target(t, values) for t in spec)
+
+
 def _parse_target(t: Mapping[str, Any], values: Mapping[str, Any]) -> Target:
     if "task" not in t or "metric" not in t or ("min" in t) == ("max" in t):
         raise SciclrError(
@@ -209,7 +264,9 @@ def _parse_target(t: Mapping[str, Any], values: Mapping[str, Any]) -> Target:
         )
     metric = str(t["metric"])
     if metric not in HIGHER_IS_BETTER:
-        raise SciclrError(f"params: target metric {metric!r} unknown; known: {sorted(HIGHER_IS_BETTER)}")
+        raise SciclrError(
+            f"params: target metric {metric!r} unknown; known: {sorted(HIGHER_IS_BETTER)}"
+        )
     is_min = "min" in t
     default_probe = "kmeans" if metric in ("ari", "nmi", "silhouette") else values["verdict_probe"]
     return Target(
@@ -240,6 +297,7 @@ class TaskData:
     metric: str
     classes: tuple[str, ...] = ()
     positive: str | None = None
+    cluster: bool = False
 
     @property
     def is_binary(self) -> bool:
@@ -331,7 +389,17 @@ def resolve_tasks(
             "mae" if task_type == "regression" else ("roc_auc" if len(classes) == 2 else "accuracy")
         )
         metric = str(spec.get("metric") or settings["primary_metric"].get(name, default_metric))
-        task = TaskData(name, task_type, spec["column"], y, valid, metric, classes, positive)
+        task = TaskData(
+            name,
+            task_type,
+            spec["column"],
+            y,
+            valid,
+            metric,
+            classes,
+            positive,
+            bool(spec.get("cluster", False)),
+        )
         if metric not in task.metrics():
             raise SciclrError(
                 f"params: task {name!r}: metric {metric!r} not available; choose from {task.metrics()}"

@@ -84,8 +84,7 @@ def cap_neighbors(
     ``TIE_TOL`` of the last of them, so the kept *set* never depends on how exact ties are
     ordered; ties keep the neighbour-list kernel's (deterministic) order.
     """
-    span = float(dist.max()) + 1.0 if len(dist) else 1.0
-    order = np.argsort(center * span + dist, kind="stable")
+    order = np.lexsort((dist, center))  # exact and stable: independent of the batch
     if max_neighbors is None:
         return order
     c, d = center[order], dist[order]

@@ -231,7 +231,7 @@ def parse_structure(record: RawRecord, occupancy: str = "reject") -> ParsedStruc
     if not s.is_ordered:
         if occupancy != "majority":
             n_dis = sum(1 for site in s if not site.is_ordered)
-            raise Reject(f"partial occupancy on {n_dis} site(s) (policy: reject)")
+            raise Reject(f"partial occupancy: {n_dis} disordered site(s) (policy: reject)")
         s, n_major = _majority(s)
     try:
         z = np.fromiter((site.specie.Z for site in s), dtype=np.int64, count=len(s))

@@ -317,6 +317,8 @@ def _join_labels(
 
 def _finalize(raw: pd.DataFrame, cfg: Mapping[str, Any]) -> pd.DataFrame:
     out = finalize_records(raw, cfg)
+    for col in ("id", "split"):
+        out[col] = out[col].astype(str)
     out["order"] = raw["order"].to_numpy()
     return out
 
@@ -437,7 +439,8 @@ def _meta(gs: GraphSettings, xs: XRDSettings, occupancy: str) -> dict[str, Any]:
 
 
 def _sorted_rejects(rows: Sequence[tuple[str, str, str, int]]) -> pd.DataFrame:
-    return reject_frame(rows).sort_values("order", kind="stable").reset_index(drop=True)
+    out = reject_frame(rows).sort_values("order", kind="stable").reset_index(drop=True)
+    return out.astype({"id": str, "source": str, "reason": str})
 
 
 def _counts(n_in: int, n_out: int, rejects: pd.DataFrame) -> dict[str, int]:
@@ -455,14 +458,17 @@ def merge(parts: Sequence[Processed], cfg: Mapping[str, Any]) -> Processed:
         raise SciclrError("no shards to merge")
     payload = concat([p.payload for p in parts])
     raw = pd.concat([p.records for p in parts], ignore_index=True)
-    order = torch.from_numpy(raw["order"].to_numpy(dtype=np.int64))
+    for col in ("id", "split"):
+        if col in raw.columns:
+            raw[col] = raw[col].astype(str)
+    order = torch.tensor(raw["order"].to_numpy(dtype=np.int64))
     perm = torch.argsort(order, stable=True)
     payload = take(payload, perm)
     raw = raw.iloc[perm.numpy()].reset_index(drop=True)
     payload, raw, dup = _dedupe(payload, raw)
     rej_parts = [p.rejects for p in parts if len(p.rejects)] + [reject_frame(dup)]
     rejects = pd.concat(rej_parts, ignore_index=True)
-    rejects = rejects.sort_values("order", kind="stable").reset_index(drop=True)
+    rejects = _sorted_rejects(list(rejects.itertuples(index=False, name=None)))
     if cfg.get("split_column"):
         records = raw
     else:

@@ -33,7 +33,6 @@ import gzip
 import io
 import lzma
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -176,13 +175,8 @@ def sniff_format(path: Path, head: bytes) -> str:
     )
 
 
-@dataclass
-class _Raw:
-    """Records of one input file: ids, raw sequences (only where kept) and sources."""
-
-    path: Path
-    ids: list[str] = field(default_factory=list)
-    seqs: dict[int, str] = field(default_factory=dict)  # local index -> raw sequence
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _fasta_records(handle: io.TextIOBase) -> Iterator[tuple[str, str]]:
@@ -221,7 +215,7 @@ def read_records(
             head = raw.read(65536)
             raw.seek(0)
         except (OSError, EOFError, lzma.LZMAError) as exc:
-            raise SciclrError(f"{path}: cannot decompress ({exc})") from None
+            raise SciclrError(f"{path}: cannot decompress ({_one_line(exc)})") from None
         kind = sniff_format(path, head)
         if fmt not in ("auto", kind):
             raise SciclrError(f"{path}: configured format {fmt!r} but the file looks like {kind}")
@@ -236,7 +230,7 @@ def read_records(
                     seqs[i] = seq
         except (ValueError, EOFError, OSError, lzma.LZMAError, UnicodeDecodeError) as exc:
             where = f"record {len(ids) + 1}" + (f" (after {ids[-1]!r})" if ids else "")
-            raise SciclrError(f"{path}: {where}: cannot parse {kind} ({exc})") from None
+            raise SciclrError(f"{path}: {where}: cannot parse {kind} ({_one_line(exc)})") from None
     finally:
         raw.close()
     if not ids:

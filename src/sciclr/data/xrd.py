@@ -104,6 +104,7 @@ def _reflections(recip: np.ndarray, min_r: float, max_r: float) -> tuple[np.ndar
 
 
 _PBC = np.ones(3, dtype=np.int64)
+_DENSE_PAIRS = 2048
 
 
 def xrd_patterns(
@@ -183,26 +184,28 @@ def _chunk_patterns(
         "pk,pk->p", c[:, :, 0], np.exp(-c[:, :, 1] * s2m[:, None])
     )
     me_ptr = np.r_[0, np.cumsum(me_count)]
-    # (reflection, atom) pairs within each structure
-    pa_count = n_at[refl_of]
-    pair_refl = np.repeat(np.arange(len(g)), pa_count)
+    # Structure factors. Small structures: one flat list of (reflection, atom) pairs for the
+    # whole chunk. Large ones (>= _DENSE_PAIRS pairs): a dense (M, n) block each, whose
+    # contiguous row gathers are ~4× cheaper per pair than the flat gathers.
+    n_refl_all = len(g)
+    re = np.zeros(n_refl_all)
+    im = np.zeros(n_refl_all)
+    big = n_refl * n_at >= _DENSE_PAIRS
+    pa_count = np.where(big[refl_of], 0, n_at[refl_of])
+    pair_refl = np.repeat(np.arange(n_refl_all), pa_count)
     pair_atom = np.repeat(c_ptr[refl_of], pa_count) + _seg_arange(pa_count)
-    f_pair = f_me[me_ptr[pair_refl] + atom_slot[pair_atom] - slot_ptr[atom_struct[pair_atom]]]
-    # exp(2πi h·r) = X_h Y_k Z_l from per-axis tables: two complex products per pair
-    # instead of one complex exponential (~5× faster).
-    top = int(np.abs(hkl).max())
-    n_atoms_c = len(fc)
-    phase = None
-    for ax in range(3):
-        # table[h + top, atom]: consecutive pairs (same reflection, next atom) are adjacent
-        table = np.exp(2j * np.pi * np.arange(-top, top + 1)[:, None] * fc[None, :, ax])
-        flat = (hkl[:, ax] + top)[pair_refl] * n_atoms_c + pair_atom
-        part = np.take(table.ravel(), flat)
-        phase = part if phase is None else phase * part
-    assert phase is not None
-    phase *= f_pair
-    re = np.bincount(pair_refl, weights=phase.real, minlength=len(g))
-    im = np.bincount(pair_refl, weights=phase.imag, minlength=len(g))
+    if len(pair_refl):
+        f_pair = f_me[me_ptr[pair_refl] + atom_slot[pair_atom] - slot_ptr[atom_struct[pair_atom]]]
+        phase = _phase_flat(hkl, fc, pair_refl, pair_atom) * f_pair
+        re += np.bincount(pair_refl, weights=phase.real, minlength=n_refl_all)
+        im += np.bincount(pair_refl, weights=phase.imag, minlength=n_refl_all)
+    refl_ptr = np.r_[0, np.cumsum(n_refl)]
+    for k in np.flatnonzero(big):
+        r0, r1, a0, a1 = refl_ptr[k], refl_ptr[k + 1], c_ptr[k], c_ptr[k + 1]
+        f_k = f_me[me_ptr[r0] : me_ptr[r1]].reshape(r1 - r0, n_slot[k])
+        f_k = f_k[:, atom_slot[a0:a1] - slot_ptr[k]]  # (M_k, n_k)
+        f_hkl = np.einsum("mn,mn->m", _phase_dense(hkl[r0:r1], fc[a0:a1]), f_k)
+        re[r0:r1], im[r0:r1] = f_hkl.real, f_hkl.imag
     theta = np.arcsin(np.clip(settings.lam * g / 2, -1, 1))
     lorentz = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
     intensity = 2 * (re**2 + im**2) * lorentz
@@ -228,6 +231,34 @@ def _chunk_patterns(
     hist = hist.reshape(len(chunk), nb)
     top_bin = hist.max(axis=1, keepdims=True)
     out[rows] = np.where(top_bin > 0, hist / np.where(top_bin > 0, top_bin, 1), 0)
+
+
+def _phase_flat(
+    hkl: np.ndarray, frac: np.ndarray, pair_refl: np.ndarray, pair_atom: np.ndarray
+) -> np.ndarray:
+    """exp(2πi h·r) for (reflection, atom) pairs as X_h Y_k Z_l from per-axis tables: two
+    complex products per pair instead of a complex exponential (~5× faster)."""
+    top = int(np.abs(hkl).max())
+    phase = None
+    for ax in range(3):
+        # table[h + top, atom]: consecutive pairs (same reflection, next atom) are adjacent
+        table = np.exp(2j * np.pi * np.arange(-top, top + 1)[:, None] * frac[None, :, ax])
+        part = np.take(table.ravel(), (hkl[:, ax] + top)[pair_refl] * len(frac) + pair_atom)
+        phase = part if phase is None else phase * part
+    assert phase is not None
+    return phase
+
+
+def _phase_dense(hkl: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """exp(2πi h·r) for every reflection × atom of one structure: (M, n)."""
+    top = int(np.abs(hkl).max())
+    phase = None
+    for ax in range(3):
+        table = np.exp(2j * np.pi * np.arange(-top, top + 1)[:, None] * frac[None, :, ax])
+        part = table[hkl[:, ax] + top]
+        phase = part if phase is None else phase * part
+    assert phase is not None
+    return phase
 
 
 def _seg_arange(counts: np.ndarray) -> np.ndarray:

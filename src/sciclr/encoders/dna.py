@@ -61,28 +61,32 @@ def masked_pool(h: torch.Tensor, valid: torch.Tensor, mode: str = "meanmax") -> 
 
 
 class _ResBlock(nn.Module):
-    """Pre-activation residual block: ``convs`` × (BN → ReLU → dilated conv), plus identity."""
+    """Pre-activation residual block: ``convs`` × (BN → ReLU → dilated conv), plus identity.
+
+    Positions past each sequence's end are zeroed before every convolution (``keep`` mask), so
+    a record's embedding does not depend on how much padding its batch has.
+    """
 
     def __init__(self, channels: int, kernel_size: int, dilation: int, convs: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        for _ in range(convs):
-            layers += [
-                nn.BatchNorm1d(channels),
-                nn.ReLU(inplace=False),
-                nn.Conv1d(
-                    channels,
-                    channels,
-                    kernel_size,
-                    dilation=dilation,
-                    padding=dilation * (kernel_size - 1) // 2,
-                    bias=False,
-                ),
-            ]
-        self.body = nn.Sequential(*layers)
+        self.norms = nn.ModuleList(nn.BatchNorm1d(channels) for _ in range(convs))
+        self.convs = nn.ModuleList(
+            nn.Conv1d(
+                channels,
+                channels,
+                kernel_size,
+                dilation=dilation,
+                padding=dilation * (kernel_size - 1) // 2,
+                bias=False,
+            )
+            for _ in range(convs)
+        )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        h = x
+        for norm, conv in zip(self.norms, self.convs, strict=True):
+            h = conv(F.relu(norm(h)) * keep)
+        return x + h
 
 
 class DilatedResNet1d(nn.Module):
@@ -114,8 +118,8 @@ class DilatedResNet1d(nn.Module):
         self.pool, self.pooling, self.rc_invariant = int(pool), pooling, bool(rc_invariant)
         self.stem = nn.Conv1d(4, channels, stem_kernel, padding=stem_kernel // 2)
         dil = list(dilations) or [1]
-        self.blocks = nn.Sequential(
-            *[_ResBlock(channels, kernel_size, dil[i % len(dil)], convs_per_block) for i in range(blocks)]
+        self.blocks = nn.ModuleList(
+            _ResBlock(channels, kernel_size, dil[i % len(dil)], convs_per_block) for i in range(blocks)
         )
         self.final = nn.Sequential(nn.BatchNorm1d(channels), nn.ReLU())
         self.out_dim = channels * (2 if pooling == "meanmax" else 1)
@@ -123,11 +127,16 @@ class DilatedResNet1d(nn.Module):
     def _pooled(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         h = self.stem(one_hot(codes, self.stem.weight.dtype))
         if self.pool > 1:
-            h = F.max_pool1d(h, self.pool, ceil_mode=True)
-        h = self.final(self.blocks(h))
+            # past-the-end positions must not win a pooling window that straddles the end
+            end = torch.arange(h.shape[-1], device=h.device)[None, None, :] >= lengths[:, None, None]
+            h = F.max_pool1d(h.masked_fill(end, float("-inf")), self.pool, ceil_mode=True)
         valid_len = torch.div(lengths + self.pool - 1, self.pool, rounding_mode="floor")
         valid = torch.arange(h.shape[-1], device=h.device)[None, :] < valid_len[:, None]
-        return masked_pool(h, valid, self.pooling)
+        keep = valid[:, None, :].to(h.dtype)
+        h = torch.where(valid[:, None, :], h, torch.zeros((), dtype=h.dtype, device=h.device))
+        for block in self.blocks:
+            h = block(h, keep)
+        return masked_pool(self.final(h), valid, self.pooling)
 
     def forward(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.rc_invariant:

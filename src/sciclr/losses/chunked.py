@@ -38,7 +38,12 @@ class _ChunkedRows(Function):
                 s = slice(start, min(m, start + block))
                 parts.append(fn(R[:, s], K, pos[:, s], _sl(excl, s), _qsl(qmask, s)))
         loss = torch.cat([p[0] for p in parts], 1)
-        stats = [torch.cat([getattr(p[1], f) for p in parts], 1) for f in RowStats.__dataclass_fields__]
+        stats = [
+            torch.cat([getattr(p[1], f) for p in parts], 1)
+            if getattr(parts[0][1], f).numel()
+            else getattr(parts[0][1], f)  # statistics not requested
+            for f in RowStats.__dataclass_fields__
+        ]
         ctx.fn, ctx.block = fn, block
         ctx.save_for_backward(R, K, pos, excl, qmask)
         ctx.mark_non_differentiable(*stats)

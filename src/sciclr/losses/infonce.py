@@ -67,6 +67,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sciclr.errors import SciclrError
+from sciclr.losses import pairs
 from sciclr.losses.chunked import chunked_row_terms
 from sciclr.losses.diagnostics import InfoNCEDiagnostics, summarize
 from sciclr.losses.distributed import gather_no_grad, gather_with_grad, world
@@ -138,21 +139,41 @@ def info_nce(
         raise SciclrError(f"info_nce: mode must be one of {MODES}, got {mode!r}")
     if not 0.0 <= tau_plus < 1.0 or beta < 0:
         raise SciclrError(f"info_nce: need 0 <= tau_plus < 1 and beta >= 0, got {tau_plus}, {beta}")
-    tau = torch.as_tensor(temperature, dtype=torch.float32, device=z.device)
-    if not bool(tau > 0):
-        raise SciclrError(f"info_nce: temperature must be > 0, got {float(tau)}")
+    tau_value = (
+        float(temperature.detach()) if isinstance(temperature, torch.Tensor) else temperature
+    )
+    if not tau_value > 0:
+        raise SciclrError(f"info_nce: temperature must be > 0, got {tau_value}")
+    # a plain number stays a Python float (fewer ops); a tensor τ receives a gradient
+    inv_tau = 1.0 / temperature if isinstance(temperature, torch.Tensor) else 1.0 / tau_value
+    stats_wanted = bool(return_diagnostics)
 
     with torch.autocast(device_type=z.device.type, enabled=False):
         zf = z.float()
-        zn = F.normalize(zf, dim=-1) if normalize else zf
-        inv_tau = 1.0 / tau
         w, _ = world() if distributed else (1, 0)
+        qk, qmask = _queue_parts(queue, index, mode, v, n, d, z.device)
+        plain = w == 1 and qk is None and tau_plus == 0 and beta == 0
+        pair_count = v * (v - 1) // 2
+        if mode == "cross_view" and plain and n > 1 and not _block(chunk_size, pair_count, n, n):
+            # one product per unordered view pair, read by rows and by columns
+            bound = 1.0 if normalize else float(zf.detach().norm(dim=-1).max()) ** 2
+            if pairs.usable(bound / tau_value, n):
+                it = torch.as_tensor(inv_tau, dtype=torch.float32, device=z.device)
+                terms, stats = pairs.pair_terms(zf, it, normalize, stats_wanted)
+                return _finish(terms.mean(), stats, tau_value, zf, normalize, return_diagnostics)
+        zn = F.normalize(zf, dim=-1) if normalize else zf
         keys, offset = gather_with_grad(zn, dim=1) if w > 1 else (zn, 0)
         n_global = keys.shape[1]
-        a_views, k_views, pos, excl = _structure(mode, v, n, n_global, offset, z.device)
-        qk, qmask = _queue_parts(queue, index, mode, v, n, d, z.device)
-
+        n_neg = (v * n_global - v if mode == "all" else n_global - 1) + (
+            0 if qk is None else len(qk)
+        )
+        if n_neg < 1:
+            raise SciclrError(
+                f"info_nce: no negatives (N={n_global} instance(s), no queue); "
+                "give a batch of at least 2 instances"
+            )
         rows = zn * inv_tau
+        a_views, k_views, pos, excl = _structure(mode, v, n, n_global, offset, z.device)
         if mode == "all":
             R = rows.reshape(1, v * n, d)
             K = keys.reshape(1, v * n_global, d)
@@ -161,31 +182,35 @@ def info_nce(
             K = keys[k_views]
         if qk is not None:
             K = torch.cat([K, qk.expand(K.shape[0], -1, -1)], dim=1)
-
-        n_neg = K.shape[1] - pos.shape[-1] - (0 if excl is None else 1)
-        if n_neg < 1:
-            raise SciclrError(
-                f"info_nce: no negatives (N={n_global} instance(s), queue {0 if qk is None else len(qk)})"
-                "; give a batch of at least 2 instances"
-            )
         # smallest possible logit: −1/τ on the sphere (floor of the debiased negative mass)
         bound = 1.0 if normalize else float(zf.detach().norm(dim=-1).max()) ** 2
         fn = functools.partial(
             row_terms,
             tau_plus=float(tau_plus),
             beta=float(beta),
-            min_logit=-float(inv_tau.detach()) * bound,
+            min_logit=-bound / tau_value,
+            stats=stats_wanted,
         )
         block = _block(chunk_size, R.shape[0], R.shape[1], K.shape[1])
         if block:
             terms, stats = chunked_row_terms(fn, block, R, K, pos, excl, qmask)
         else:
             terms, stats = fn(R, K, pos, excl, qmask)
-        loss = terms.mean()
+        return _finish(terms.mean(), stats, tau_value, zn, False, return_diagnostics)
 
-    if not return_diagnostics:
+
+def _finish(
+    loss: torch.Tensor,
+    stats: RowStats | None,
+    tau: float,
+    z: torch.Tensor,
+    normalize: bool,
+    diagnostics: bool,
+) -> torch.Tensor | tuple[torch.Tensor, InfoNCEDiagnostics]:
+    if not diagnostics or stats is None:
         return loss
-    return loss, summarize(loss, stats, float(tau), zn.detach())
+    zn = F.normalize(z.detach(), dim=-1) if normalize else z.detach()
+    return loss, summarize(loss, stats, tau, zn)
 
 
 def _block(chunk_size: int | None, b: int, m: int, c: int) -> int:

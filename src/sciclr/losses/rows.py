@@ -72,14 +72,16 @@ def _linear_neg_sum(
     return total
 
 
-def _mask_queue(S: torch.Tensor, qmask: torch.Tensor | None, neg_sum: torch.Tensor) -> None:
+def _mask_queue(S: torch.Tensor, qmask: torch.Tensor | None, neg_sum: torch.Tensor | None) -> None:
     """Mask the anchor's own-instance queue entries in place (subtracting them from neg_sum)."""
     if qmask is None:
         return
     q = qmask.shape[-1]
     tail = S[..., S.shape[-1] - q :]
     mask = qmask.expand_as(tail)
-    neg_sum.sub_(torch.where(mask, tail, torch.zeros((), dtype=S.dtype, device=S.device)).sum(-1))
+    if neg_sum is not None:
+        zero = torch.zeros((), dtype=S.dtype, device=S.device)
+        neg_sum.sub_(torch.where(mask, tail, zero).sum(-1))
     tail.masked_fill_(mask, _NEG_INF)
 
 
@@ -96,22 +98,25 @@ class _FusedRows(Function):
     """Forward/backward of the plain InfoNCE row terms on a single logits buffer."""
 
     @staticmethod
-    def forward(ctx, R, K, pos, excl, qmask):  # type: ignore[override]
+    def forward(ctx, R, K, pos, excl, qmask, stats):  # type: ignore[override]
         S = torch.bmm(R, K.transpose(1, 2))
         s_pos = S.gather(2, pos)
         s_excl = S.gather(2, excl) if excl is not None else None
-        neg_sum = _linear_neg_sum(R, K, s_pos, s_excl)
+        neg_sum = _linear_neg_sum(R, K, s_pos, s_excl) if stats else None
         S.scatter_(2, pos, _NEG_INF)
         if excl is not None:
             S.scatter_(2, excl, _NEG_INF)
         _mask_queue(S, qmask, neg_sum)
         mx = S.amax(-1)
-        empty = ~torch.isfinite(mx)
         torch._softmax(S, -1, False, out=S)  # in place: row max, exp, normalise
-        if bool(empty.any()):  # rows without negatives: no negative mass
-            S.masked_fill_(empty.unsqueeze(-1), 0.0)
         lse_neg = mx - torch.log(S.amax(-1))  # max of the softmax is exp(mx − lse)
-        lse_neg = lse_neg.masked_fill(empty, _NEG_INF)
+        if qmask is not None:  # masking may leave a row without negatives: no negative mass
+            empty = ~torch.isfinite(mx)
+            if bool(empty.any()):
+                S.masked_fill_(empty.unsqueeze(-1), 0.0)
+                lse_neg = lse_neg.masked_fill(empty, _NEG_INF)
+        if neg_sum is None:
+            neg_sum = lse_neg.new_empty(0)
         loss = _pair_terms(s_pos, lse_neg)
         ctx.save_for_backward(R, K, pos, S, s_pos, lse_neg)
         ctx.mark_non_differentiable(lse_neg, s_pos, neg_sum)
@@ -138,7 +143,7 @@ class _FusedRows(Function):
         gR += (coef.unsqueeze(-1) * k_pos).sum(2)
         gK = torch.bmm(P_neg.transpose(1, 2), R * rowscale)
         gK.scatter_add_(1, idx, (coef.unsqueeze(-1) * R.unsqueeze(2)).reshape(b, m * p, d))
-        return gR, gK, None, None, None
+        return gR, gK, None, None, None, None
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -195,12 +200,14 @@ def row_terms(
     tau_plus: float = 0.0,
     beta: float = 0.0,
     min_logit: float = -10.0,
+    stats: bool = True,
 ) -> tuple[torch.Tensor, RowStats]:
     """Loss terms ``(B, m, P)`` and detached row statistics of one row problem (see module doc).
 
     ``R`` and ``K`` are cast to float32 with autocast off: logits and log-sum-exp in bf16 give
     gradient errors of several percent. ``min_logit`` is the smallest possible logit (−1/τ for
-    normalised embeddings), the floor of the debiased negative mass.
+    normalised embeddings), the floor of the debiased negative mass. ``stats=False`` skips the
+    diagnostic sums (``neg_sum`` is then empty).
     """
     with torch.autocast(device_type=R.device.type, enabled=False):
         R, K = R.float(), K.float()
@@ -209,6 +216,6 @@ def row_terms(
                 R, K, pos, excl, qmask, tau_plus, beta, min_logit
             )
         else:
-            loss, lse_neg, s_pos, neg_sum = _FusedRows.apply(R, K, pos, excl, qmask)
-            n_neg = _count_neg(K.shape[1], pos, excl, qmask)
+            loss, lse_neg, s_pos, neg_sum = _FusedRows.apply(R, K, pos, excl, qmask, stats)
+            n_neg = _count_neg(K.shape[1], pos, excl, qmask) if stats else lse_neg.new_empty(0)
     return loss, RowStats(lse_neg, s_pos, neg_sum, n_neg)

@@ -9,12 +9,13 @@ single-process batch, whatever the world size.
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -62,7 +63,8 @@ def init_distributed(device: torch.device) -> DistContext:
     if ctx.world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-            dist.init_process_group("nccl", device_id=device)
+            bind = "device_id" in inspect.signature(dist.init_process_group).parameters
+            dist.init_process_group("nccl", **({"device_id": device} if bind else {}))
         else:
             dist.init_process_group("gloo")
     return ctx
@@ -109,6 +111,23 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks with autograd: every rank's output is the same sum, so the gradient of a
+    rank's input is the sum of all ranks' output gradients (again an all-reduce)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class GlooSyncBatchNorm(_BatchNorm):
     """BatchNorm whose batch statistics are computed over all ranks, for CPU process groups.
 
@@ -138,9 +157,9 @@ class GlooSyncBatchNorm(_BatchNorm):
         dist.all_reduce(count)
         n = float(count.item())
         x = input.float()
-        mean = dist_nn.all_reduce(x.sum(dims)) / n
+        mean = _AllReduceSum.apply(x.sum(dims)) / n
         centred = x - mean.view(shape)
-        var = dist_nn.all_reduce((centred * centred).sum(dims)) / n
+        var = _AllReduceSum.apply((centred * centred).sum(dims)) / n
         out = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)

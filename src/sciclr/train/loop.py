@@ -8,6 +8,7 @@ run did from ``s`` on: same batches, same views, same dropout masks.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -171,10 +172,17 @@ class Trainer:
         objective = Objective(net, self.loss, self.device, self.amp_dtype)
         if not self.ctx.distributed:
             return objective
+        # BatchNorm statistics are synchronised, the loss's queue is filled from the global
+        # batch: no buffer needs rank 0's copy at every forward
+        key = (
+            "forward_sync_buffers"
+            if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            else "broadcast_buffers"
+        )
         return DistributedDataParallel(
             objective,
             device_ids=[self.device.index] if self.device.type == "cuda" else None,
-            broadcast_buffers=False,  # BatchNorm statistics are synchronised, not broadcast
+            **{key: False},
         )
 
     def _resume_state(self, step: int) -> dict[str, Any]:
@@ -198,7 +206,7 @@ class Trainer:
     def _load_state(self, state: Mapping[str, Any]) -> int:
         self.model.load_state_dict(state["model"])
         self.loss.load_state_dict(state["loss"])
-        pass  # MUTATION
+        self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"])
@@ -294,9 +302,9 @@ class Trainer:
             else None
         )
         objective = self._wrap()
-        self.progress.start = start
+        amp = str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off"
         self.progress.message(
-            f"device {self.device}, {ctx.world_size} process(es), amp {self.amp_dtype}, "
+            f"device {self.device}, {ctx.world_size} process(es), amp {amp}, "
             f"{plan.n_train} train items, global batch {plan.batch_size}, "
             f"{plan.steps_per_epoch} steps/epoch, {plan.total_steps} steps, negatives from "
             f"{self.negatives}" + (f"; resuming after step {start}" if start else "")
@@ -313,6 +321,7 @@ class Trainer:
         data_times: list[float] = []
         order_epoch, order = -1, torch.empty(0, dtype=torch.int64)
         t_loop = time.perf_counter()
+        self.progress.begin(start)
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         with StopRequest() as stop:
             for step in range(start, plan.total_steps):
@@ -394,7 +403,7 @@ class Trainer:
         profiler.finish()
         self.progress.close()
         loop_s = time.perf_counter() - t_loop
-        if start >= plan.total_steps:  # finished before but checkpoint.pt missing
+        if 0 < plan.total_steps <= start:  # finished before, but checkpoint.pt is missing
             self.progress.message("resume state is complete: writing the final checkpoint")
         selection = self._finalize(plan.total_steps) if ctx.is_main else {}
         if self.tb is not None:
@@ -403,7 +412,7 @@ class Trainer:
         summary = {
             "device": str(self.device),
             "world_size": ctx.world_size,
-            "amp": str(self.amp_dtype) if self.amp_dtype else "off",
+            "amp": amp,
             "compile": tcfg.compile,
             "negatives": self.negatives,
             "n_train": plan.n_train,

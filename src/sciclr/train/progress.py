@@ -45,6 +45,10 @@ class Progress:
         self._t0 = time.perf_counter()
         self._last_draw = 0.0
 
+    def begin(self, start: int) -> None:
+        """Start timing (for the ETA) at step ``start`` (non-zero when resuming)."""
+        self.start, self._t0 = start, time.perf_counter()
+
     def _line(self, step: int, m: Mapping[str, float]) -> str:
         elapsed = time.perf_counter() - self._t0
         done = step - self.start

@@ -139,6 +139,11 @@ def run_training(
         payload, records = load_data(data_dir)
         source = _source(domain, payload, records, data_dir)
         train_idx = np.flatnonzero(records["split"].to_numpy() == "train")
+        if len(train_idx) < 2:
+            raise SciclrError(
+                f"{data_dir / 'records.tsv'}: {len(train_idx)} rows with split 'train'; "
+                "contrastive training needs at least 2"
+            )
         torch.manual_seed(tcfg.seed)
         model = domain.build_model(payload, cfg)
         evaluator, why = (

@@ -1,0 +1,131 @@
+"""Cross-view fast path: one logits matrix per unordered view pair, read by rows and by columns.
+
+For views ``a < b`` the ordered pairs ``(a, b)`` and ``(b, a)`` use ``S = Z_a Z_bᵀ/τ`` and its
+transpose, so one matrix product serves both. After the in-place row softmax of the negatives
+``P[r, c] = exp(S[r, c] − lse_r)`` the column log-sum-exps follow from one matrix-vector product,
+``lse_c = L0 + log Σ_r P[r, c] exp(lse_r − L0)``, and the gradient of both directions is
+``P ⊙ (ρ_r + w_r t_c)`` (rescaled in place, blockwise) plus the diagonal: three matrix products in
+all, like autograd of the bare product. The rescaling is exact in float32 while every factor stays
+inside the normal range, i.e. while ``2·max|S| + ln N < 80``; :func:`usable` checks this from the
+norms beforehand, and callers fall back to the row kernel (two products per pair) otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch.autograd import Function
+
+from sciclr.losses.rows import RowStats
+
+_NEG_INF = float("-inf")
+_SAFE_EXPONENT = 80.0
+_BLOCK_ELEMS = 1 << 20
+_EPS = 1e-12  # as F.normalize
+
+
+def usable(max_logit: float, n: int) -> bool:
+    """Whether the column trick is exact when ``|S| ≤ max_logit`` (1/τ on the sphere)."""
+    return 2.0 * max_logit + math.log(max(2, n)) < _SAFE_EXPONENT
+
+
+class _FusedPairs(Function):
+    """z (V, n, d) → loss terms (2, B, n) of the B unordered view pairs, both directions.
+
+    Normalisation, view selection and 1/τ are inside, so their backward is a handful of
+    ``V·n·d`` operations instead of an autograd chain (it matters at small N).
+    """
+
+    @staticmethod
+    def forward(ctx, z, inv_tau, first, second, normalize):  # type: ignore[override]
+        if normalize:
+            norm = z.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+            zn = z / norm
+        else:
+            norm, zn = None, z
+        two = first == [0] and second == [1]
+        A = (zn[:1] if two else zn[first]) * inv_tau
+        K = zn[1:] if two else zn[second]
+        S = torch.bmm(A, K.transpose(1, 2))  # (B, n, n)
+        diag = S.diagonal(dim1=1, dim2=2)
+        s_pos = diag.clone()
+        diag.fill_(_NEG_INF)
+        rmax = S.amax(-1)
+        torch._softmax(S, -1, False, out=S)
+        lse_row = rmax - torch.log(S.amax(-1))
+        l0 = lse_row.amax(-1, keepdim=True)
+        w = torch.exp(lse_row - l0)
+        lse_col = l0 + torch.log(torch.bmm(w.unsqueeze(1), S).squeeze(1))
+        lse = torch.stack([lse_row, lse_col])  # (2, B, n): negatives of both directions
+        ctx.first, ctx.second, ctx.two = first, second, two
+        ctx.save_for_backward(zn, norm, inv_tau, A, K, S, s_pos, lse, l0)
+        ctx.mark_non_differentiable(s_pos, lse)
+        return F.softplus(lse - s_pos), s_pos, lse
+
+    @staticmethod
+    def backward(ctx, g, *_):  # type: ignore[override]
+        zn, norm, inv_tau, A, K, P, s_pos, lse, l0 = ctx.saved_tensors
+        # P becomes the gradient in place: a second backward through this graph is refused by
+        # autograd's version check (saved tensor modified), never silently wrong
+        with torch.autocast(device_type=zn.device.type, enabled=False):
+            g = g.float()
+            full = torch.logaddexp(lse, s_pos)  # log-sum-exp of the whole row / column
+            diag = (g * torch.expm1(s_pos - full)).sum(0)  # softmax − 1 at the positive
+            scale = g * torch.exp(lse - full)  # negative mass fraction, per direction
+            rho = scale[0]  # rows: G = ρ_r P[r, c]
+            w = torch.exp(lse[0] - l0)
+            t = scale[1] * torch.exp(l0 - lse[1])  # columns: G = w_r t_c P[r, c]
+            b, n, _ = P.shape
+            step = max(1, _BLOCK_ELEMS // max(1, b * n))
+            for i in range(0, n, step):  # G = P ⊙ (ρ_r + w_r t_c), in place, cache-sized blocks
+                j = min(n, i + step)
+                P[:, i:j].mul_(torch.baddbmm(rho[:, i:j, None], w[:, i:j, None], t[:, None, :]))
+            P.diagonal(dim1=1, dim2=2).copy_(diag)
+            gA = torch.bmm(P, K)  # gradient w.r.t. A = inv_tau · zn[first]
+            gK = torch.bmm(P.transpose(1, 2), A)
+            g_inv_tau = (gA * A).sum() / inv_tau if ctx.needs_input_grad[1] else None
+            if ctx.two:
+                gzn = torch.cat([gA.mul_(inv_tau), gK])
+            else:
+                gzn = torch.zeros_like(zn).index_add_(0, _idx(ctx.second, zn), gK)
+                gzn.index_add_(0, _idx(ctx.first, zn), gA.mul_(inv_tau))
+            if norm is not None:  # through zn = z / ‖z‖: remove the radial part, divide by ‖z‖
+                gzn.sub_(zn * (zn * gzn).sum(-1, keepdim=True)).div_(norm)
+        return gzn, g_inv_tau, None, None, None
+
+
+def _idx(views: list[int], like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(views, dtype=torch.long, device=like.device)
+
+
+def pair_terms(
+    z: torch.Tensor, inv_tau: torch.Tensor, normalize: bool, stats: bool = True
+) -> tuple[torch.Tensor, RowStats | None]:
+    """Loss terms of both directions of every unordered view pair, ``(2, B, n)``.
+
+    ``z (V, n, d)``: raw embeddings; ``inv_tau``: 1/τ as a scalar tensor (may require grad).
+    ``terms[0, p]`` is the direction a→b of pair ``p = (a, b)``, ``terms[1, p]`` b→a.
+    """
+    v = z.shape[0]
+    first = [a for a in range(v) for _ in range(a + 1, v)]
+    second = [b for a in range(v) for b in range(a + 1, v)]
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        z = z.float()
+        terms, s_pos, lse = _FusedPairs.apply(z, inv_tau, first, second, normalize)
+        if not stats:
+            return terms, None
+        with torch.no_grad():
+            zn = F.normalize(z, dim=-1) if normalize else z
+            A, K = zn[first] * inv_tau, zn[second]
+            sum_row = torch.bmm(A, K.sum(1).unsqueeze(-1)).squeeze(-1) - s_pos
+            sum_col = torch.bmm(K, A.sum(1).unsqueeze(-1)).squeeze(-1) - s_pos
+    n = z.shape[1]
+    row_stats = RowStats(
+        lse_neg=lse.reshape(2 * len(first), n),
+        s_pos=torch.cat([s_pos, s_pos]).unsqueeze(-1),
+        neg_sum=torch.cat([sum_row, sum_col]),
+        n_neg=torch.full((2 * len(first), n), float(n - 1), device=z.device),
+    )
+    return terms, row_stats

@@ -1,0 +1,79 @@
+"""Clustering recovers planted clusters and finds nothing in noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sciclr.analysis.clustering import cluster_task, hdbscan_labels, leiden_labels, run_clustering
+from sciclr.analysis.spec import Settings, resolve_tasks
+from sciclr.errors import SciclrError
+
+
+def _planted(k=5, n_per=40, d=12, sep=10.0, seed=0):
+    rng = np.random.default_rng(seed)
+    code = np.repeat(np.arange(k), n_per)
+    X = rng.normal(size=(len(code), d))
+    X[np.arange(len(code)), code] += sep
+    rec = pd.DataFrame(
+        {"id": [f"i{j}" for j in range(len(code))], "split": "test", "lab": [f"L{c}" for c in code]}
+    )
+    return rec, X
+
+
+def _run(rec, feats, **analysis):
+    s = Settings.from_params(
+        {"name": "syn", "tasks": [{"column": "lab", "type": "classification"}],
+         "analysis": {"bootstrap": 200, **analysis}}
+    )
+    task = cluster_task(s, resolve_tasks(s, rec))
+    return run_clustering(s, rec["id"].to_numpy(), rec["split"].to_numpy(), task, feats)
+
+
+def _val(m, fs, probe, metric):
+    return m[(m.feature_set == fs) & (m.probe == probe) & (m.metric == metric)].iloc[0]
+
+
+def test_planted_clusters_are_recovered_and_noise_is_not():
+    rec, X = _planted()
+    noise = np.random.default_rng(1).normal(size=X.shape)
+    m, assign = _run(rec, {"planted": X, "noise": noise})
+    for method in ("kmeans", "leiden", "hdbscan"):
+        assert _val(m, "planted", method, "ari").value > 0.95, method
+        assert _val(m, "planted", method, "nmi").value > 0.95, method
+    r = _val(m, "planted", "kmeans", "ari")
+    assert (r.value, r.ci_low, r.ci_high) == (1.0, 1.0, 1.0)
+    assert _val(m, "planted", "kmeans", "n_clusters").value == 5
+    assert _val(m, "planted", "labels", "silhouette").value > 0.5
+    nk = _val(m, "noise", "kmeans", "ari")
+    assert nk.ci_low < 0 < nk.ci_high and abs(nk.value) < 0.05
+    assert _val(m, "noise", "labels", "silhouette").value < 0.05
+    # one assignment row per feature set × method × item
+    assert len(assign) == 2 * 3 * len(rec)
+    assert set(assign.columns) == {"dataset", "task", "feature_set", "method", "id", "label", "cluster"}
+
+
+def test_hdbscan_marks_noise_and_leiden_is_seeded():
+    rec, X = _planted(k=3, n_per=30)
+    X = np.r_[X, np.random.default_rng(2).uniform(-30, 30, size=(10, X.shape[1]))]
+    lab = hdbscan_labels(X, min_cluster_size=10, pca=0, seed=0)
+    assert (lab[-10:] == -1).sum() >= 8 and len(set(lab[:90]) - {-1}) == 3
+    a = leiden_labels(X, 10, 1.0, seed=3)
+    assert np.array_equal(a, leiden_labels(X, 10, 1.0, seed=3))
+
+
+def test_cluster_task_choice():
+    rec, X = _planted()
+    rec["other"] = "x"
+    s = Settings.from_params(
+        {"tasks": [{"column": "other", "type": "classification"},
+                   {"column": "lab", "type": "classification", "cluster": True}]}
+    )
+    assert cluster_task(s, resolve_tasks(s, rec)).name == "lab"
+    s = Settings.from_params(
+        {"tasks": [{"column": "lab", "type": "regression"}], "analysis": {"cluster_column": "lab"}}
+    )
+    rec["lab"] = np.arange(len(rec), dtype=float)
+    with pytest.raises(SciclrError, match="not a classification task"):
+        cluster_task(s, resolve_tasks(s, rec))

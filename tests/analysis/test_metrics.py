@@ -1,0 +1,103 @@
+"""Weighted, vectorised metrics equal scikit-learn/scipy, and resampling weights mean repetition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import spearmanr
+from sklearn import metrics as skm
+
+from sciclr.analysis import metrics as M
+
+
+def _one(fn, *args):
+    n = len(args[0])
+    return float(fn(*args, np.ones((1, n)))[0])
+
+
+def test_classification_metrics_match_sklearn():
+    rng = np.random.default_rng(0)
+    t = rng.integers(0, 5, 300)
+    p = np.where(rng.random(300) < 0.6, t, rng.integers(0, 6, 300))  # class 5 only predicted
+    (tc, pc), k = M.encode(t, p)
+    assert _one(M.accuracy, tc, pc) == pytest.approx(skm.accuracy_score(t, p))
+    W = np.ones((1, 300))
+    assert M.balanced_accuracy(tc, pc, W, k)[0] == pytest.approx(skm.balanced_accuracy_score(t, p))
+    assert M.macro_f1(tc, pc, W, k)[0] == pytest.approx(skm.f1_score(t, p, average="macro"))
+
+
+def test_roc_auc_with_ties_matches_sklearn():
+    rng = np.random.default_rng(1)
+    y = rng.random(200) < 0.3
+    s = np.round(rng.random(200) + 0.3 * y, 1)  # many ties
+    assert _one(M.roc_auc, y, s) == pytest.approx(skm.roc_auc_score(y, s))
+
+
+def test_regression_metrics_match_sklearn_scipy():
+    rng = np.random.default_rng(2)
+    t = rng.normal(size=150)
+    p = np.round(t + rng.normal(scale=0.5, size=150), 1)
+    assert _one(M.mae, t, p) == pytest.approx(skm.mean_absolute_error(t, p))
+    assert _one(M.rmse, t, p) == pytest.approx(np.sqrt(skm.mean_squared_error(t, p)))
+    assert _one(M.r2, t, p) == pytest.approx(skm.r2_score(t, p))
+    assert _one(M.spearman, t, p) == pytest.approx(spearmanr(t, p).statistic)
+
+
+def test_cluster_metrics_match_sklearn():
+    rng = np.random.default_rng(3)
+    t = rng.integers(0, 4, 200)
+    c = np.where(rng.random(200) < 0.5, t, rng.integers(0, 6, 200))
+    assert _one(M.adjusted_rand, t, c) == pytest.approx(skm.adjusted_rand_score(t, c))
+    assert _one(M.normalized_mutual_info, t, c) == pytest.approx(
+        skm.normalized_mutual_info_score(t, c)
+    )
+    assert _one(M.adjusted_rand, t, t) == pytest.approx(1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)), min_size=5, max_size=40)
+)
+def test_integer_weights_equal_repetition(rows):
+    """A bootstrap weight w_i must act exactly like w_i copies of item i."""
+    t = np.array([r[0] for r in rows])
+    p = np.array([r[1] for r in rows])
+    w = np.array([r[2] for r in rows], dtype=float)
+    if w.sum() == 0:
+        w[0] = 1
+    rep = np.repeat(np.arange(len(t)), w.astype(int))
+    (tc, pc), k = M.encode(t, p)
+    W = w[None, :]
+    assert M.accuracy(tc, pc, W)[0] == pytest.approx(skm.accuracy_score(t[rep], p[rep]))
+    assert M.macro_f1(tc, pc, W, k)[0] == pytest.approx(skm.f1_score(t[rep], p[rep], average="macro"))
+    tr, pr = t.astype(float), p.astype(float) + 0.1 * np.arange(len(p))
+    assert M.mae(tr, pr, W)[0] == pytest.approx(skm.mean_absolute_error(tr[rep], pr[rep]))
+    if len(np.unique(tr[rep])) > 1:
+        assert M.spearman(tr, pr, W)[0] == pytest.approx(spearmanr(tr[rep], pr[rep]).statistic)
+    pos = t == 1
+    if 0 < pos[rep].sum() < len(rep):
+        assert M.roc_auc(pos, pr, W)[0] == pytest.approx(skm.roc_auc_score(pos[rep], pr[rep]))
+    assert M.normalized_mutual_info(t, p, W)[0] == pytest.approx(
+        skm.normalized_mutual_info_score(t[rep], p[rep]), abs=1e-9
+    )
+
+
+def test_ari_ignores_pairs_of_copies():
+    """Copies of one item agree trivially; the ARI of a resample counts distinct pairs only, so
+    unrelated clusterings average 0 over resamples, where the naive ARI of the repeated items
+    is biased upwards (by about 1/n)."""
+    rng = np.random.default_rng(4)
+    n = 60
+    t = rng.integers(0, 4, n)
+    c = rng.integers(0, 4, n)
+    W = np.zeros((400, n))
+    for b in range(400):
+        np.add.at(W[b], rng.integers(0, n, n), 1.0)
+    corrected = M.adjusted_rand(t, c, W) - M.adjusted_rand(t, c, np.ones((1, n)))[0]
+    naive = np.array(
+        [skm.adjusted_rand_score(np.repeat(t, w.astype(int)), np.repeat(c, w.astype(int))) for w in W]
+    ) - skm.adjusted_rand_score(t, c)
+    assert naive.mean() > 0.01
+    assert abs(corrected.mean()) < naive.mean() / 3

@@ -1,0 +1,134 @@
+"""Probes on synthetic data with known answers, and the solvers against scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression, Ridge
+
+from sciclr.analysis.logistic import fit_logistic
+from sciclr.analysis.probes import fit_linear, ridge_path, run_probes
+from sciclr.analysis.scoring import score_prediction
+from sciclr.analysis.spec import Settings, resolve_tasks
+from sciclr.errors import SciclrError
+
+
+def _dataset(n_per=60, k=4, sep=6.0, d=10, seed=0, with_val=True):
+    rng = np.random.default_rng(seed)
+    y = np.repeat([f"c{i}" for i in range(k)], n_per)
+    code = np.repeat(np.arange(k), n_per)
+    X = rng.normal(size=(len(y), d))
+    X[np.arange(len(y)), code] += sep
+    frac = rng.random(len(y))
+    split = np.where(frac < 0.6, "train", np.where(frac < 0.8, "val" if with_val else "train", "test"))
+    rec = pd.DataFrame({"id": [f"i{j}" for j in range(len(y))], "split": split, "y": y})
+    return rec, X
+
+
+def _probe(rec, X, params=None, **analysis):
+    p = {"name": "syn", "tasks": [{"column": "y", "type": "classification"}],
+         "analysis": {"bootstrap": 500, "probes": ["linear", "knn"], **analysis}}
+    if params:
+        p.update(params)
+    s = Settings.from_params(p)
+    tasks = resolve_tasks(s, rec)
+    preds = run_probes(s, rec["id"].to_numpy(), rec["split"].to_numpy(), tasks, {"f": X})
+    rows = []
+    for pr in preds:
+        task = next(t for t in tasks if t.name == pr.task)
+        rows += score_prediction(pr, task.metrics(), 500, 0, 0.95)
+    return pd.DataFrame(rows), preds
+
+
+def test_separable_classes_give_accuracy_one_with_tight_ci():
+    rec, X = _dataset(sep=12.0)
+    m, _ = _probe(rec, X)
+    for probe in ("linear", "knn"):
+        r = m[(m.feature_set == "f") & (m.probe == probe) & (m.metric == "accuracy")].iloc[0]
+        assert (r.value, r.ci_low, r.ci_high) == (1.0, 1.0, 1.0)
+        assert r.n_test == int((rec.split == "test").sum())
+    dummy = m[(m.probe == "dummy") & (m.metric == "accuracy")].iloc[0]
+    assert dummy.value < 0.4
+
+
+def test_shuffled_labels_give_chance():
+    rec, X = _dataset(n_per=150, sep=12.0, seed=1)
+    rec["y"] = np.random.default_rng(7).permutation(rec["y"].to_numpy())
+    m, _ = _probe(rec, X)
+    for probe in ("linear", "knn"):
+        r = m[(m.feature_set == "f") & (m.probe == probe) & (m.metric == "balanced_accuracy")].iloc[0]
+        assert r.ci_low <= 0.25 <= r.ci_high
+        assert abs(r.value - 0.25) < 0.1
+
+
+def test_regression_probe_recovers_noise_level():
+    """y = Xβ + ε with σ = 0.5: the test MAE is σ·sqrt(2/π) ≈ 0.399, inside the CI."""
+    rng = np.random.default_rng(3)
+    n = 1200
+    X = rng.normal(size=(n, 8))
+    y = X @ rng.normal(size=8) + 0.5 * rng.normal(size=n)
+    split = np.where(np.arange(n) < 800, "train", "test")
+    rec = pd.DataFrame({"id": [f"i{j}" for j in range(n)], "split": split, "y": y})
+    m, _ = _probe(rec, X, {"tasks": [{"column": "y", "type": "regression"}]}, probes=["linear"])
+    r = m[(m.feature_set == "f") & (m.metric == "mae")].iloc[0]
+    assert r.ci_low <= 0.5 * np.sqrt(2 / np.pi) <= r.ci_high
+    assert "fold CV" in r.param  # no val split: selection by CV on train
+    r2 = m[(m.feature_set == "f") & (m.metric == "r2")].iloc[0]
+    assert r2.value > 0.95
+
+
+def test_selection_prefers_strong_regularisation_for_noise_and_weak_for_signal():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 30))
+    s = Settings.from_params({"tasks": [{"column": "y", "type": "regression"}]})
+    rec = pd.DataFrame({"id": [str(i) for i in range(200)], "split": "train", "y": rng.normal(size=200)})
+    task = resolve_tasks(s, rec)[0]
+    alpha, note = fit_linear(task, X, task.y, None, None, s)
+    assert alpha == max(s["ridge_alpha"]) and "5-fold CV" in note
+    task.y = X @ rng.normal(size=30)  # noiseless linear target
+    alpha, _ = fit_linear(task, X, task.y, None, None, s)
+    assert alpha == min(s["ridge_alpha"])
+    alpha, note = fit_linear(task, X[:150], task.y[:150], X[150:], task.y[150:], s)
+    assert alpha == min(s["ridge_alpha"]) and "(val)" in note
+
+
+def test_ridge_path_equals_sklearn_ridge():
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(80, 12)), rng.normal(size=80)
+    coefs, icpt = ridge_path(X, y, [0.1, 10.0])
+    for j, a in enumerate([0.1, 10.0]):
+        ref = Ridge(alpha=a).fit(X, y)
+        np.testing.assert_allclose(coefs[j], ref.coef_, atol=1e-8)
+        assert icpt[j] == pytest.approx(ref.intercept_)
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_logistic_matches_sklearn(balanced):
+    rng = np.random.default_rng(6)
+    y = rng.choice(["a", "b", "c"], size=300, p=[0.6, 0.3, 0.1])
+    X = rng.normal(size=(300, 5)) + (y[:, None] == np.array(["a", "b", "c", "a", "b"])) * 1.5
+    ours = fit_logistic(X, y, C=0.5, balanced=balanced)
+    ref = LogisticRegression(C=0.5, max_iter=5000, tol=1e-10,
+                             class_weight="balanced" if balanced else None).fit(X, y)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=2e-4)
+    assert np.array_equal(ours.predict(X), ref.predict(X))
+
+
+def test_warm_start_reaches_the_same_solution():
+    rng = np.random.default_rng(7)
+    y = rng.choice(["a", "b"], size=200)
+    X = rng.normal(size=(200, 6)) + (y == "a")[:, None]
+    cold = fit_logistic(X, y, C=10.0)
+    warm = fit_logistic(X, y, C=10.0, init=fit_logistic(X, y, C=0.01))
+    np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=1e-4)
+
+
+def test_binary_task_gets_roc_auc_and_single_class_train_is_an_error():
+    rec, X = _dataset(k=2, sep=3.0, seed=8)
+    m, preds = _probe(rec, X)
+    assert {"roc_auc", "accuracy"} <= set(m.metric)
+    assert all(p.score is not None for p in preds)
+    rec.loc[rec.split == "train", "y"] = "c0"
+    with pytest.raises(SciclrError, match="single class"):
+        _probe(rec, X)

@@ -1,0 +1,88 @@
+"""Crystal views: seeded, batched, and physically consistent."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sciclr.views.crystals import (
+    CrystalViewConfig,
+    composition_view,
+    displace_atoms,
+    drop_edges,
+    mask_atoms,
+    xrd_view,
+)
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 400), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1))
+def test_mask_atoms_rate_and_only_masks(n, p, seed):
+    z = torch.randint(1, 119, (n,), generator=gen(seed))
+    out = mask_atoms(z, p, gen(seed))
+    changed = out != z
+    assert (out[changed] == 0).all()  # masked atoms become the mask token, others untouched
+    assert torch.equal(out, mask_atoms(z, p, gen(seed)))  # same seed, same view
+    if p == 0:
+        assert not changed.any()
+
+
+def test_mask_and_drop_rates_are_close_to_p():
+    z = torch.randint(1, 119, (200_000,), generator=gen(0))
+    assert abs((mask_atoms(z, 0.3, gen(1)) == 0).float().mean() - 0.3) < 0.01
+    keep = drop_edges(200_000, 0.2, torch.device("cpu"), gen(2))
+    assert abs(keep.float().mean() - 0.8) < 0.01
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 30), st.integers(0, 2**31 - 1))
+def test_displacement_moves_periodic_images_with_their_atom(n_atoms, seed):
+    g = gen(seed)
+    e = 4 * n_atoms
+    index = torch.randint(0, n_atoms, (2, e), generator=g)
+    image = torch.randint(-1, 2, (e, 3), generator=g).float()
+    pos = torch.randn(n_atoms, 3, generator=g) * 3
+    lattice = torch.eye(3) * 7
+    vec = pos[index[0]] + image @ lattice - pos[index[1]]
+    new_vec, new_dist = displace_atoms(vec, index, n_atoms, 0.1, gen(seed + 1))
+    # the same displacement applied to the positions gives the same edge vectors
+    delta = torch.randn((n_atoms, 3), generator=gen(seed + 1)) * 0.1
+    moved = pos + delta
+    want = moved[index[0]] + image @ lattice - moved[index[1]]
+    torch.testing.assert_close(new_vec, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(new_dist, want.norm(dim=-1), atol=1e-5, rtol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 8), st.integers(10, 60), st.integers(0, 5), st.integers(0, 2**31 - 1))
+def test_xrd_view_shifts_whole_patterns(b, n, shift, seed):
+    x = torch.rand(b, n, generator=gen(seed))
+    out = xrd_view(x, shift, 0.0, gen(seed))
+    s = torch.randint(-shift, shift + 1, (b, 1), generator=gen(seed))
+    for row in range(b):
+        k = int(s[row])
+        if k >= 0:
+            torch.testing.assert_close(out[row, k:], x[row, : n - k])
+            assert (out[row, :k] == 0).all()
+        else:
+            torch.testing.assert_close(out[row, : n + k], x[row, -k:])
+
+
+def test_composition_view_stays_a_distribution():
+    comp = torch.rand(5, 118) * (torch.rand(5, 118) < 0.05)
+    comp[:, 0] += 0.1
+    comp = comp / comp.sum(1, keepdim=True)
+    out = composition_view(comp, 0.2, gen(0))
+    torch.testing.assert_close(out.sum(1), torch.ones(5))
+    assert torch.equal(out > 0, comp > 0)
+    assert torch.equal(composition_view(comp, 0.0, gen(0)), comp)
+
+
+def test_view_config_from_cfg_ignores_unknown_keys():
+    cfg = CrystalViewConfig.from_cfg({"atom_mask": 0.3, "n_views": 2})
+    assert cfg.atom_mask == 0.3 and cfg.edge_drop == CrystalViewConfig.edge_drop
