@@ -59,6 +59,7 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
     "clustering": ["kmeans", "hdbscan", "leiden"],
     "cluster_scale": "standardize",  # standardize | l2 | none (applied before clustering)
     "hdbscan_min_cluster_size": 10,
+    "hdbscan_min_samples": 5,  # neighbours defining core density (None = min_cluster_size)
     "hdbscan_pca": 20,  # PCA dimensions before HDBSCAN (0 = none); density is unreliable in 1000s of dims
     "leiden_neighbors": 15,
     "leiden_resolution": 1.0,
