@@ -17,6 +17,9 @@ from typing import Any
 import pandas as pd
 import torch
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 __all__ = [
     "atomic_path",
     "load_torch",
@@ -35,6 +38,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)

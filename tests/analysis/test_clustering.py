@@ -49,7 +49,7 @@ def test_planted_clusters_are_recovered_and_noise_is_not():
     r = _val(m, "planted", "kmeans", "ari")
     assert (r.value, r.ci_low, r.ci_high) == (1.0, 1.0, 1.0)
     assert _val(m, "planted", "kmeans", "n_clusters").value == 5
-    assert _val(m, "planted", "labels", "silhouette").value > 0.5
+    assert _val(m, "planted", "labels", "silhouette").value > 0.3
     nk = _val(m, "noise", "kmeans", "ari")
     assert nk.ci_low < 0 < nk.ci_high and abs(nk.value) < 0.05
     assert _val(m, "noise", "labels", "silhouette").value < 0.05

@@ -32,7 +32,7 @@ INGEST_KEYS = [
 ]
 FEATURE_KEYS = ["name", "domain", "baselines"]
 TRAIN_KEYS = ["name", "domain", "tasks", "views", "model", "train", "device"]
-EMBED_KEYS = ["name", "domain", "model", "device"]
+EMBED_KEYS = ["name", "domain", "views", "model", "device"]
 ANALYSIS_KEYS = ["name", "domain", "tasks", "analysis"]
 
 

@@ -81,16 +81,16 @@ def load_features(path: str | Path, ids: Sequence[str] | np.ndarray) -> np.ndarr
     if len(fids) != len(want) or not np.array_equal(fids, want):
         pos = pd.Index(fids)
         if not pos.is_unique:
-            raise SciclrError(f"{path}: duplicate id {pos[pos.duplicated()][0]!r} in 'ids'")
+            raise SciclrError(f"{path}: duplicate id {str(pos[pos.duplicated()][0])!r} in 'ids'")
         idx = pos.get_indexer(want)
         if (idx < 0).any():
             missing = want[idx < 0]
             raise SciclrError(
-                f"{path}: record {missing[0]!r} has no feature row ({len(missing)} missing)"
+                f"{path}: record {str(missing[0])!r} has no feature row ({len(missing)} missing)"
             )
         X = X[idx]
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
         i = int(np.flatnonzero(~finite)[0])
-        raise SciclrError(f"{path}: record {want[i]!r} has non-finite features (NaN/inf)")
+        raise SciclrError(f"{path}: record {str(want[i])!r} has non-finite features (NaN/inf)")
     return X

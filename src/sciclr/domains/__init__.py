@@ -17,7 +17,15 @@ DOMAINS = {
 
 
 def get_domain(name: str) -> Domain:
-    if name not in DOMAINS:
+    """A registered domain (``dna``, ``materials``) or a plug-in given as ``module:attribute``
+    (used by tests and by code outside the workflow, whose schema admits registered names only)."""
+    if name in DOMAINS:
+        module, attr = DOMAINS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+    if ":" not in str(name):
         raise SciclrError(f"unknown domain {name!r}; expected one of {sorted(DOMAINS)}")
-    module, attr = DOMAINS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    module, attr = str(name).split(":", 1)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SciclrError(f"config domain: cannot load {name!r} ({exc})") from None

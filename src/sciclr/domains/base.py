@@ -57,6 +57,16 @@ class ContrastiveModel(nn.Module):
     device* (seeded by ``generator``) and returns projections of shape ``(V, N, d)`` for the
     InfoNCE loss. ``embed(batch)`` returns the frozen representation ``(N, e)`` of the
     unaugmented items (the encoder output before the projection head): what probes see.
+
+
+    Optional attributes the training engine honours:
+
+    * ``global_batch_views = True``: under DDP the engine passes a generator seeded by
+      (seed, step) that is identical on every rank; the model draws the random numbers for the
+      *global* batch and keeps its rank's slice (``sciclr.train.distributed.global_slice``), so
+      the views, and hence training, do not depend on the number of processes.
+    * View drawing wrapped in ``torch.profiler.record_function(sciclr.train.profiling.VIEWS_LABEL)``
+      is counted as data-path time in ``train_summary.json``.
     """
 
     def forward(self, batch: Any, generator: torch.Generator | None = None) -> torch.Tensor:

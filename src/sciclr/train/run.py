@@ -6,7 +6,6 @@ Inputs are the outputs of ``sciclr gather``: ``data_dir/data.pt`` (the domain's 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,22 +28,11 @@ from sciclr.train.launch import run_under_torchrun
 from sciclr.train.loop import Trainer
 from sciclr.train.objective import build_loss
 
-__all__ = ["load_data", "resolve_domain", "resolve_world_size", "run_embedding", "run_training"]
+__all__ = ["load_data", "resolve_world_size", "run_embedding", "run_training"]
 
 #: ``train:`` keys that change how a run is shown, not what it computes (left out of the
 #: fingerprint that decides whether ``last.pt`` may be resumed).
 COSMETIC_KEYS = ("log_every", "tensorboard", "profile_steps", "embed_batch_size")
-
-
-def resolve_domain(name: str) -> Domain:
-    """A registered domain (``dna``, ``materials``) or a plug-in given as ``module:attribute``."""
-    if ":" not in str(name):
-        return get_domain(name)
-    module, attr = str(name).split(":", 1)
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise SciclrError(f"config domain: cannot load {name!r} ({exc})") from None
 
 
 def load_data(data_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -135,7 +123,7 @@ def run_training(
         return None
     ctx = init_distributed(device)
     try:
-        domain = resolve_domain(cfg["domain"])
+        domain = get_domain(cfg["domain"])
         payload, records = load_data(data_dir)
         source = _source(domain, payload, records, data_dir)
         train_idx = np.flatnonzero(records["split"].to_numpy() == "train")
@@ -199,7 +187,7 @@ def run_embedding(
     data_dir = Path(data_dir)
     tcfg = TrainConfig.from_mapping(cfg.get("train"))
     device = resolve_device(cfg.get("device", "auto"))
-    domain = resolve_domain(cfg["domain"])
+    domain = get_domain(cfg["domain"])
     payload, records = load_data(data_dir)
     source = _source(domain, payload, records, data_dir)
     if checkpoint is not None:
