@@ -20,12 +20,14 @@ torch ("operator torchvision::nms does not exist"); it is skipped with that reas
 in a fresh subprocess and prints its peak resident memory (``ru_maxrss``) above the baseline.
 
 Usage: ``python benchmarks/infonce.py [--n 256 1024 4096] [--rounds 7] [--memory]``
+(``--n --memory``: the memory figure only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -77,8 +79,8 @@ def _peers_cross() -> dict[str, Callable[[torch.Tensor], torch.Tensor] | str]:
         from info_nce import info_nce as peer
 
         out["info-nce-pytorch x2"] = lambda z: (
-            peer(z[0], z[1], temperature=TAU) + peer(z[1], z[0], temperature=TAU)
-        ) / 2
+            (peer(z[0], z[1], temperature=TAU) + peer(z[1], z[0], temperature=TAU)) / 2
+        )
     except ImportError as err:
         out["info-nce-pytorch x2"] = f"skipped: {err}"
 
@@ -142,7 +144,11 @@ def _time(steps: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]
 def bench(n: int, rounds: int) -> None:
     g = torch.Generator().manual_seed(n)
     z = torch.randn(2, n, D, generator=g)
-    print(f"\n=== N = {n}, V = 2, d = {D}, tau = {TAU}, fp32, {torch.get_num_threads()} threads")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"\n=== N = {n}, V = 2, d = {D}, tau = {TAU}, fp32, {torch.get_num_threads()} threads "
+        f"(load average {load} on {os.cpu_count()} CPUs)"
+    )
     for mode, peers in (("all", _peers_all()), ("cross_view", _peers_cross())):
         ours = info_nce(z, TAU, mode)
         steps = {"sciclr": _loss_step(lambda x, mode=mode: info_nce(x, TAU, mode), z)}
@@ -172,14 +178,26 @@ def bench(n: int, rounds: int) -> None:
             print(line)
 
 
+def _peak_rss_kb() -> int:
+    """Peak resident set of this process image (VmHWM; ``ru_maxrss`` survives exec on Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _memory_child(n: int) -> None:
     z = torch.randn(2, n, D).requires_grad_()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _peak_rss_kb()
     t0 = time.perf_counter()
     loss = info_nce(z, TAU, "all")  # automatic: dense logits would need 4·(2n)² bytes
     loss.backward()
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _peak_rss_kb()
     print(json.dumps({"base_kb": base, "peak_kb": peak, "seconds": seconds, "loss": float(loss)}))
 
 
@@ -202,7 +220,7 @@ def memory(n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[256, 1024, 4096])
+    parser.add_argument("--n", type=int, nargs="*", default=[256, 1024, 4096])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--memory", action="store_true", help="chunked peak memory at N=32768")
     parser.add_argument("--memory-n", type=int, default=32768)

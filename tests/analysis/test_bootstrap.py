@@ -35,7 +35,9 @@ def test_calibration_of_the_percentile_interval():
         correct = rng.random(n) < 0.7
         t = np.zeros(n, dtype=int)
         p = np.where(correct, 0, 1)
-        (e,) = estimates([lambda W, t=t, p=p: M.accuracy(t, p, W)], n, 400, seed=int(rng.integers(1 << 30)))
+        (e,) = estimates(
+            [lambda W, t=t, p=p: M.accuracy(t, p, W)], n, 400, seed=int(rng.integers(1 << 30))
+        )
         hits += e.ci_low <= 0.7 <= e.ci_high
     assert 0.90 <= hits / runs <= 0.99
 
@@ -45,7 +47,7 @@ def test_paired_difference_of_identical_predictors_is_exactly_zero():
     t = rng.normal(size=100)
     p = t + rng.normal(size=100)
     fn = lambda W: M.mae(t, p, W)  # noqa: E731
-    a, b, d = paired_difference(fn, fn, 100, 300, seed=2)
+    a, _, d = paired_difference(fn, fn, 100, 300, seed=2)
     assert (d.value, d.ci_low, d.ci_high) == (0.0, 0.0, 0.0)
     assert a.ci_low < a.value < a.ci_high
 

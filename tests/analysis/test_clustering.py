@@ -24,8 +24,11 @@ def _planted(k=5, n_per=40, d=12, sep=10.0, seed=0):
 
 def _run(rec, feats, **analysis):
     s = Settings.from_params(
-        {"name": "syn", "tasks": [{"column": "lab", "type": "classification"}],
-         "analysis": {"bootstrap": 200, **analysis}}
+        {
+            "name": "syn",
+            "tasks": [{"column": "lab", "type": "classification"}],
+            "analysis": {"bootstrap": 200, **analysis},
+        }
     )
     task = cluster_task(s, resolve_tasks(s, rec))
     return run_clustering(s, rec["id"].to_numpy(), rec["split"].to_numpy(), task, feats)
@@ -55,11 +58,19 @@ def test_planted_clusters_are_recovered_and_noise_is_not():
     assert _val(m, "noise", "labels", "silhouette").value < 0.05
     # one assignment row per feature set × method × item
     assert len(assign) == 2 * 3 * len(rec)
-    assert set(assign.columns) == {"dataset", "task", "feature_set", "method", "id", "label", "cluster"}
+    assert set(assign.columns) == {
+        "dataset",
+        "task",
+        "feature_set",
+        "method",
+        "id",
+        "label",
+        "cluster",
+    }
 
 
 def test_hdbscan_marks_noise_and_leiden_is_seeded():
-    rec, X = _planted(k=3, n_per=30)
+    _, X = _planted(k=3, n_per=30)
     X = np.r_[X, np.random.default_rng(2).uniform(-30, 30, size=(10, X.shape[1]))]
     lab = hdbscan_labels(X, min_cluster_size=10, pca=0, seed=0)
     assert (lab[-10:] == -1).sum() >= 8 and len(set(lab[:90]) - {-1}) == 3
@@ -68,11 +79,15 @@ def test_hdbscan_marks_noise_and_leiden_is_seeded():
 
 
 def test_cluster_task_choice():
-    rec, X = _planted()
+    rec, _ = _planted()
     rec["other"] = "x"
     s = Settings.from_params(
-        {"tasks": [{"column": "other", "type": "classification"},
-                   {"column": "lab", "type": "classification", "cluster": True}]}
+        {
+            "tasks": [
+                {"column": "other", "type": "classification"},
+                {"column": "lab", "type": "classification", "cluster": True},
+            ]
+        }
     )
     assert cluster_task(s, resolve_tasks(s, rec)).name == "lab"
     s = Settings.from_params(

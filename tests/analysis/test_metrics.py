@@ -17,6 +17,7 @@ def _one(fn, *args):
     return float(fn(*args, np.ones((1, n)))[0])
 
 
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
 def test_classification_metrics_match_sklearn():
     rng = np.random.default_rng(0)
     t = rng.integers(0, 5, 300)
@@ -58,7 +59,9 @@ def test_cluster_metrics_match_sklearn():
 
 @settings(max_examples=30, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)), min_size=5, max_size=40)
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)), min_size=5, max_size=40
+    )
 )
 def test_integer_weights_equal_repetition(rows):
     """A bootstrap weight w_i must act exactly like w_i copies of item i."""
@@ -71,7 +74,9 @@ def test_integer_weights_equal_repetition(rows):
     (tc, pc), k = M.encode(t, p)
     W = w[None, :]
     assert M.accuracy(tc, pc, W)[0] == pytest.approx(skm.accuracy_score(t[rep], p[rep]))
-    assert M.macro_f1(tc, pc, W, k)[0] == pytest.approx(skm.f1_score(t[rep], p[rep], average="macro"))
+    assert M.macro_f1(tc, pc, W, k)[0] == pytest.approx(
+        skm.f1_score(t[rep], p[rep], average="macro")
+    )
     tr, pr = t.astype(float), p.astype(float) + 0.1 * np.arange(len(p))
     assert M.mae(tr, pr, W)[0] == pytest.approx(skm.mean_absolute_error(tr[rep], pr[rep]))
     if len(np.unique(tr[rep])) > 1:
@@ -97,7 +102,10 @@ def test_ari_ignores_pairs_of_copies():
         np.add.at(W[b], rng.integers(0, n, n), 1.0)
     corrected = M.adjusted_rand(t, c, W) - M.adjusted_rand(t, c, np.ones((1, n)))[0]
     naive = np.array(
-        [skm.adjusted_rand_score(np.repeat(t, w.astype(int)), np.repeat(c, w.astype(int))) for w in W]
+        [
+            skm.adjusted_rand_score(np.repeat(t, w.astype(int)), np.repeat(c, w.astype(int)))
+            for w in W
+        ]
     ) - skm.adjusted_rand_score(t, c)
     assert naive.mean() > 0.01
     assert abs(corrected.mean()) < naive.mean() / 3

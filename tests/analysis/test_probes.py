@@ -21,14 +21,19 @@ def _dataset(n_per=60, k=4, sep=6.0, d=10, seed=0, with_val=True):
     X = rng.normal(size=(len(y), d))
     X[np.arange(len(y)), code] += sep
     frac = rng.random(len(y))
-    split = np.where(frac < 0.6, "train", np.where(frac < 0.8, "val" if with_val else "train", "test"))
+    split = np.where(
+        frac < 0.6, "train", np.where(frac < 0.8, "val" if with_val else "train", "test")
+    )
     rec = pd.DataFrame({"id": [f"i{j}" for j in range(len(y))], "split": split, "y": y})
     return rec, X
 
 
 def _probe(rec, X, params=None, **analysis):
-    p = {"name": "syn", "tasks": [{"column": "y", "type": "classification"}],
-         "analysis": {"bootstrap": 500, "probes": ["linear", "knn"], **analysis}}
+    p = {
+        "name": "syn",
+        "tasks": [{"column": "y", "type": "classification"}],
+        "analysis": {"bootstrap": 500, "probes": ["linear", "knn"], **analysis},
+    }
     if params:
         p.update(params)
     s = Settings.from_params(p)
@@ -57,7 +62,9 @@ def test_shuffled_labels_give_chance():
     rec["y"] = np.random.default_rng(7).permutation(rec["y"].to_numpy())
     m, _ = _probe(rec, X)
     for probe in ("linear", "knn"):
-        r = m[(m.feature_set == "f") & (m.probe == probe) & (m.metric == "balanced_accuracy")].iloc[0]
+        r = m[(m.feature_set == "f") & (m.probe == probe) & (m.metric == "balanced_accuracy")].iloc[
+            0
+        ]
         assert r.ci_low <= 0.25 <= r.ci_high
         assert abs(r.value - 0.25) < 0.1
 
@@ -82,7 +89,9 @@ def test_selection_prefers_strong_regularisation_for_noise_and_weak_for_signal()
     rng = np.random.default_rng(4)
     X = rng.normal(size=(200, 30))
     s = Settings.from_params({"tasks": [{"column": "y", "type": "regression"}]})
-    rec = pd.DataFrame({"id": [str(i) for i in range(200)], "split": "train", "y": rng.normal(size=200)})
+    rec = pd.DataFrame(
+        {"id": [str(i) for i in range(200)], "split": "train", "y": rng.normal(size=200)}
+    )
     task = resolve_tasks(s, rec)[0]
     alpha, note = fit_linear(task, X, task.y, None, None, s)
     assert alpha == max(s["ridge_alpha"]) and "5-fold CV" in note
@@ -108,9 +117,10 @@ def test_logistic_matches_sklearn(balanced):
     rng = np.random.default_rng(6)
     y = rng.choice(["a", "b", "c"], size=300, p=[0.6, 0.3, 0.1])
     X = rng.normal(size=(300, 5)) + (y[:, None] == np.array(["a", "b", "c", "a", "b"])) * 1.5
-    ours = fit_logistic(X, y, C=0.5, balanced=balanced)
-    ref = LogisticRegression(C=0.5, max_iter=5000, tol=1e-10,
-                             class_weight="balanced" if balanced else None).fit(X, y)
+    ours = fit_logistic(X, y, C=0.5, tol=1e-8, balanced=balanced)
+    ref = LogisticRegression(
+        C=0.5, max_iter=5000, tol=1e-10, class_weight="balanced" if balanced else None
+    ).fit(X, y)
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=2e-4)
     assert np.array_equal(ours.predict(X), ref.predict(X))
 
@@ -119,9 +129,9 @@ def test_warm_start_reaches_the_same_solution():
     rng = np.random.default_rng(7)
     y = rng.choice(["a", "b"], size=200)
     X = rng.normal(size=(200, 6)) + (y == "a")[:, None]
-    cold = fit_logistic(X, y, C=10.0)
-    warm = fit_logistic(X, y, C=10.0, init=fit_logistic(X, y, C=0.01))
-    np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=1e-4)
+    cold = fit_logistic(X, y, C=10.0, tol=1e-8)
+    warm = fit_logistic(X, y, C=10.0, tol=1e-8, init=fit_logistic(X, y, C=0.01))
+    np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=5e-4)
 
 
 def test_binary_task_gets_roc_auc_and_single_class_train_is_an_error():

@@ -25,7 +25,7 @@ def test_defaults_and_unknown_keys():
     assert s.dataset == "x" and s["bootstrap"] == 1000 and s["probes"] == ["linear", "knn"]
     with pytest.raises(SciclrError, match="unknown analysis key"):
         Settings.from_params({"analysis": {"bootstrapp": 10}})
-    with pytest.raises(SciclrError, match="analysis.knn_k must be int"):
+    with pytest.raises(SciclrError, match=r"analysis\.knn_k must be int"):
         Settings.from_params({"analysis": {"knn_k": "ten"}})
     with pytest.raises(SciclrError, match="type"):
         Settings.from_params({"tasks": [{"column": "y", "type": "ranking"}]})
@@ -33,14 +33,24 @@ def test_defaults_and_unknown_keys():
 
 def test_targets_mapping_and_list_forms():
     s = Settings.from_params(
-        {"analysis": {"targets": {"label": {"accuracy": 0.9, "kmeans_ari": 0.6},
-                                  "ef": {"mae": 0.15}}}}
+        {
+            "analysis": {
+                "targets": {"label": {"accuracy": 0.9, "kmeans_ari": 0.6}, "ef": {"mae": 0.15}}
+            }
+        }
     )
     got = {(t.task, t.probe, t.metric, t.is_min, t.bound) for t in s.targets}
-    assert got == {("label", "linear", "accuracy", True, 0.9), ("label", "kmeans", "ari", True, 0.6),
-                   ("ef", "linear", "mae", False, 0.15)}
-    s = Settings.from_params({"analysis": {"targets": [{"task": "y", "metric": "r2", "min": 0.5, "probe": "knn"}]}})
-    assert s.targets[0].probe == "knn" and s.targets[0].met(0.6) and not s.targets[0].met(float("nan"))
+    assert got == {
+        ("label", "linear", "accuracy", True, 0.9),
+        ("label", "kmeans", "ari", True, 0.6),
+        ("ef", "linear", "mae", False, 0.15),
+    }
+    s = Settings.from_params(
+        {"analysis": {"targets": [{"task": "y", "metric": "r2", "min": 0.5, "probe": "knn"}]}}
+    )
+    assert (
+        s.targets[0].probe == "knn" and s.targets[0].met(0.6) and not s.targets[0].met(float("nan"))
+    )
     with pytest.raises(SciclrError, match="unknown metric"):
         Settings.from_params({"analysis": {"targets": {"y": {"acc": 0.9}}}})
 
@@ -48,11 +58,21 @@ def test_targets_mapping_and_list_forms():
 def test_tasks_binarize_subset_and_missing_labels():
     s = Settings.from_params(
         {
-            "tasks": [{"column": "gap", "type": "regression", "binarize_above": 0.0},
-                      {"column": "system", "type": "classification"}],
-            "analysis": {"derived_tasks": [{"name": "gap_pos", "column": "gap", "type": "regression",
-                                            "where": {"column": "gap", "gt": 0}}],
-                         "primary_metric": {"system": "balanced_accuracy"}},
+            "tasks": [
+                {"column": "gap", "type": "regression", "binarize_above": 0.0},
+                {"column": "system", "type": "classification"},
+            ],
+            "analysis": {
+                "derived_tasks": [
+                    {
+                        "name": "gap_pos",
+                        "column": "gap",
+                        "type": "regression",
+                        "where": {"column": "gap", "gt": 0},
+                    }
+                ],
+                "primary_metric": {"system": "balanced_accuracy"},
+            },
         }
     )
     tasks = {t.name: t for t in resolve_tasks(s, REC)}
@@ -69,7 +89,7 @@ def test_tasks_binarize_subset_and_missing_labels():
 def test_regression_label_must_be_numeric():
     rec = REC.assign(gap=["0", "1", "x", "2", "3"])
     s = Settings.from_params({"tasks": [{"column": "gap", "type": "regression"}]})
-    with pytest.raises(SciclrError, match="non-numeric value 'x'.*record 3"):
+    with pytest.raises(SciclrError, match=r"non-numeric value 'x'.*record 3"):
         resolve_tasks(s, rec)
     s = Settings.from_params({"tasks": [{"column": "nope", "type": "regression"}]})
     with pytest.raises(SciclrError, match="label column 'nope'"):
@@ -90,12 +110,16 @@ def test_records_and_features_are_checked(tmp_path):
     REC.to_csv(tmp_path / "r.tsv", sep="\t", index=False)
     rec = read_records(tmp_path / "r.tsv")
     assert rec["id"].tolist() == ["a", "b", "c", "d", "e"]
-    REC.assign(split=["train", "dev", "val", "test", "test"]).to_csv(tmp_path / "bad.tsv", sep="\t", index=False)
+    REC.assign(split=["train", "dev", "val", "test", "test"]).to_csv(
+        tmp_path / "bad.tsv", sep="\t", index=False
+    )
     with pytest.raises(SciclrError, match="record 'b': split 'dev'"):
         read_records(tmp_path / "bad.tsv")
 
     X = np.arange(15, dtype=np.float32).reshape(5, 3)
-    np.savez(tmp_path / "f.npz", ids=np.array(["e", "d", "c", "b", "a", "zz"]), X=np.r_[X[::-1], X[:1]])
+    np.savez(
+        tmp_path / "f.npz", ids=np.array(["e", "d", "c", "b", "a", "zz"]), X=np.r_[X[::-1], X[:1]]
+    )
     np.testing.assert_array_equal(load_features(tmp_path / "f.npz", rec["id"]), X)  # by id
     np.savez(tmp_path / "g.npz", ids=np.array(["a", "b", "c", "d"]), X=X[:4])
     with pytest.raises(SciclrError, match="record 'e' has no feature row"):
@@ -110,3 +134,22 @@ def test_records_and_features_are_checked(tmp_path):
         load_features(tmp_path / "k.npz", rec["id"])
     with pytest.raises(SciclrError, match="NAME=PATH"):
         parse_named_paths(["ssl:path"])
+
+
+def test_a_target_sets_the_tasks_main_metric():
+    """crystal_system is scored by balanced accuracy when that is what the target asks for."""
+    s = Settings.from_params(
+        {
+            "tasks": [{"column": "system", "type": "classification"}],
+            "analysis": {"targets": {"system": {"balanced_accuracy": 0.6, "kmeans_ari": 0.2}}},
+        }
+    )
+    (task,) = resolve_tasks(s, REC)
+    assert task.metric == "balanced_accuracy"
+    s = Settings.from_params(
+        {
+            "tasks": [{"column": "system", "type": "classification"}],
+            "analysis": {"targets": {"system": {"kmeans_ari": 0.2}}},
+        }
+    )
+    assert resolve_tasks(s, REC)[0].metric == "accuracy"

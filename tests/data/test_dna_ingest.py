@@ -167,12 +167,25 @@ def test_format_mismatch_and_unknown_format():
         preprocess_dna_shard(_cfg(CORPUS / "clean.fasta", format="fastq"))
 
 
-def test_truncated_late_in_a_gzip_names_the_record(tmp_path):
+def test_truncated_late_in_a_gzip(tmp_path):
     data = gzip.compress(((CORPUS / "clean.fasta").read_text() * 200).encode())
     bad = tmp_path / "cut.fasta.gz"
     bad.write_bytes(data[: len(data) - 40])
-    with pytest.raises(SciclrError, match=r"cut\.fasta\.gz: record \d+ .*cannot parse fasta"):
+    with pytest.raises(SciclrError, match=r"cut\.fasta\.gz: cannot decompress"):
         preprocess_dna_shard(_cfg(bad))
+
+
+def test_classic_mac_line_ends_and_comment_lines(tmp_path):
+    text = (CORPUS / "clean.fasta").read_text()
+    mac = tmp_path / "mac.fasta"
+    mac.write_bytes(text.replace("\n", "\r").encode())
+    commented = tmp_path / "pearson.fasta"
+    commented.write_text(";a comment line before the first record\n" + text)
+    plain = preprocess_dna_shard(_cfg(CORPUS / "clean.fasta"))
+    for path in (mac, commented):
+        other = preprocess_dna_shard(_cfg(path))
+        assert torch.equal(plain.payload["codes"], other.payload["codes"])
+        assert other.records["id"].tolist() == plain.records["id"].tolist()
 
 
 @pytest.mark.parametrize(
@@ -217,6 +230,7 @@ def test_tiny_bundled_data():
 def test_sharded_equals_unsharded(n_shards):
     """Includes a duplicate id whose copies land in different shards (records 1 and 6)."""
     cfg = _cfg(CORPUS / "awkward.fasta", CORPUS / "clean.fasta", CORPUS / "clean.gb")
+    cfg["preprocess"]["token_k"] = 4
     one = preprocess_dna_shard(cfg)
     parts = [preprocess_dna_shard(cfg, s, n_shards) for s in range(n_shards)]
     assert sum(p.counts["in"] for p in parts) == one.counts["in"]
@@ -241,12 +255,28 @@ def test_merge_rejects_ids_repeated_across_parts():
     assert merged.counts["rejected_duplicate_id"] == 6
 
 
-def test_payload_roundtrips_with_weights_only(tmp_path, awkward):
-    save_torch(tmp_path / "p.pt", awkward.payload)
+def test_payload_roundtrips_with_weights_only(tmp_path):
+    cfg = _cfg(CORPUS / "awkward.fasta", model={"encoder": "transformer"})
+    p = preprocess_dna_shard(cfg)
+    save_torch(tmp_path / "p.pt", p.payload)
     back = load_torch(tmp_path / "p.pt")
-    assert back["ids"] == awkward.payload["ids"]
+    assert back["ids"] == p.payload["ids"]
     assert back["codes"].dtype == torch.uint8 and back["tokens"].dtype == torch.int16
-    assert torch.equal(back["codes"], awkward.payload["codes"])
+    assert torch.equal(back["codes"], p.payload["codes"])
+    assert back["token_k"] == 4 and back["max_length"] == 4096
+
+
+def test_tokens_stored_only_when_needed(awkward):
+    assert "tokens" not in awkward.payload  # default CNN: no tokens
+    cfg = _cfg(CORPUS / "clean.fasta", model={"encoder": "transformer"})
+    p = preprocess_dna_shard(cfg)
+    assert p.payload["token_k"] == 4
+    assert p.payload["token_offsets"].tolist() == [0, 100, 200, 300, 400, 500, 600]
+    cfg["preprocess"]["token_k"] = 3
+    assert preprocess_dna_shard(cfg).payload["token_offsets"][-1] == 6 * 133
+    cfg["preprocess"]["token_k"] = 9
+    with pytest.raises(SciclrError, match="token_k"):
+        preprocess_dna_shard(cfg)
 
 
 def test_encode_decode_and_tokenize():

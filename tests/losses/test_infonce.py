@@ -55,17 +55,20 @@ def test_modes_differ_for_three_views():
 
 @pytest.mark.parametrize("mode", ["all", "cross_view"])
 @pytest.mark.parametrize("block", [1, 5, 64])
-def test_chunked_equals_dense(mode, block):
+@pytest.mark.parametrize("options", [{}, {"tau_plus": 0.1, "beta": 0.5}])
+def test_chunked_equals_dense(mode, block, options):
     torch.manual_seed(2)
     z = torch.randn(3, 13, 8)
     queue = (F.normalize(torch.randn(7, 8), dim=-1), torch.arange(7) + 5)
-    index = torch.arange(13)  # instances 5..6 are in the queue: masked
-    dense, gd = _grad(lambda x: info_nce(x, 0.1, mode, queue=queue, index=index, chunk_size=0), z)
-    chunk, gc = _grad(
-        lambda x: info_nce(x, 0.1, mode, queue=queue, index=index, chunk_size=block), z
-    )
+    kw = {"queue": queue, "index": torch.arange(13), **options}  # ids 5..11 of the queue: masked
+    dense, gd = _grad(lambda x: info_nce(x, 0.1, mode, chunk_size=0, **kw), z)
+    chunk, gc = _grad(lambda x: info_nce(x, 0.1, mode, chunk_size=block, **kw), z)
     assert torch.allclose(dense, chunk, rtol=1e-6)
     assert torch.allclose(gd, gc, rtol=1e-5, atol=1e-7)
+    _, d_dense = info_nce(z, 0.1, mode, chunk_size=0, return_diagnostics=True, **kw)
+    _, d_chunk = info_nce(z, 0.1, mode, chunk_size=block, return_diagnostics=True, **kw)
+    for key, value in dataclasses.asdict(d_dense).items():
+        assert value == pytest.approx(dataclasses.asdict(d_chunk)[key], rel=1e-5, abs=1e-6), key
 
 
 def test_chunked_with_debias_and_hard_negatives_equals_dense():

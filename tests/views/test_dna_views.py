@@ -80,6 +80,25 @@ def test_crop_is_a_substring_with_length_in_range(strings, lo, extra, seed):
     assert (out[torch.arange(out.shape[1])[None, :] >= out_lens[:, None]] == PAD).all()
 
 
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=8), st.integers(1, 4),
+       st.integers(1, 100), st.integers(0, 2**31 - 1))
+def test_disjoint_crops_never_overlap(lengths, parts, lo, seed):
+    """Crop positions instead of bases: view v lies inside the v-th of `parts` segments."""
+    lens = torch.tensor(lengths)
+    pos = torch.arange(max(lengths)).repeat(len(lengths), 1)
+    g = torch.Generator().manual_seed(seed)
+    spans = []
+    for v in range(parts):
+        out, n = random_crop(pos, lens, lo, lo + 50, g, part=v, n_parts=parts)
+        spans.append((out[:, 0], out.gather(1, (n - 1).clamp(min=0)[:, None])[:, 0], n))
+    for v, (first, last, n) in enumerate(spans):
+        seg_lo, seg_hi = lens * v // parts, lens * (v + 1) // parts
+        ok = n > 0
+        assert (first[ok] >= seg_lo[ok]).all() and (last[ok] < seg_hi[ok]).all()
+        assert (last[ok] - first[ok] + 1 == n[ok]).all()  # contiguous
+        assert (n <= seg_hi - seg_lo).all()
+
+
 def test_crop_covers_all_starts_and_lengths():
     codes, lens = pad_batch(["ACGTACGTAC"] * 4000)
     out, n = random_crop(codes, lens, 3, 5, torch.Generator().manual_seed(0))

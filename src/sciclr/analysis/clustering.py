@@ -99,7 +99,10 @@ def cluster(Z: np.ndarray, method: str, k: int, settings: Settings) -> np.ndarra
         return kmeans_labels(Z, k, seed)
     if method == "hdbscan":
         return hdbscan_labels(
-            Z, settings["hdbscan_min_cluster_size"], settings["hdbscan_pca"], seed,
+            Z,
+            settings["hdbscan_min_cluster_size"],
+            settings["hdbscan_pca"],
+            seed,
             settings["hdbscan_min_samples"],
         )
     if method == "leiden":

@@ -1,11 +1,12 @@
 """Multinomial L2 logistic regression, full-batch L-BFGS in torch.
 
 Same objective as ``sklearn.linear_model.LogisticRegression(C)`` (multinomial, unpenalised
-intercept): ``mean_i CE_i + ||W||² / (2 C n)``. scikit-learn's lbfgs path spends most of its time
-outside the matrix products (Python loss wrapper and the Fortran/C driver) — about 20 s per fit
-for 6-mer profiles of the DNA train split on 2 cores — while one loss+gradient here is two
-``(n, d) × (d, K)`` products; the tests check agreement with scikit-learn on small problems.
-Warm starts along a C path reuse the previous solution.
+intercept): ``mean_i CE_i + ||W||² / (2 C n)``, with the same default gradient tolerance (1e-4).
+Each loss+gradient is two ``(n, d) × (d, K)`` products without scikit-learn's Python/SciPy
+driver overhead: on 6-mer profiles of the DNA train split (5,110 × 2,080, 11 classes, 2 cores)
+a fit took 9–11 s vs 14–23 s for scikit-learn in the same run (1.5–2.2×), with 99.9 % identical
+test predictions. Warm starts along a C path reuse the previous solution. The tests check
+agreement with scikit-learn on small problems.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def fit_logistic(
     y: np.ndarray,
     C: float,
     max_iter: int = 1000,
-    tol: float = 1e-6,
+    tol: float = 1e-4,
     init: LogisticModel | None = None,
     balanced: bool = False,
 ) -> LogisticModel:

@@ -389,7 +389,25 @@ def resolve_tasks(
         default_metric = (
             "mae" if task_type == "regression" else ("roc_auc" if len(classes) == 2 else "accuracy")
         )
-        metric = str(spec.get("metric") or settings["primary_metric"].get(name, default_metric))
+        # the task's main metric: explicit, else the metric of its (supervised) target, else
+        # the default — what is selected on and compared is what the scientist asked for
+        target_metric = next(
+            (
+                t.metric
+                for t in settings.targets
+                if t.task == name
+                and t.probe not in ("kmeans", "hdbscan", "leiden")
+                and t.metric
+                in (REGRESSION_METRICS if task_type == "regression" else CLASSIFICATION_METRICS)
+            ),
+            None,
+        )
+        metric = str(
+            spec.get("metric")
+            or settings["primary_metric"].get(name)
+            or target_metric
+            or default_metric
+        )
         task = TaskData(
             name,
             task_type,

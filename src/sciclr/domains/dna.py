@@ -55,6 +55,7 @@ VIEW_DEFAULTS: dict[str, Any] = {
     "n_views": 2,  # augmented crops per sequence (pairing augment/both)
     "crop_min": 300,  # crop length range in bases
     "crop_max": 1000,
+    "disjoint": True,  # views from disjoint segments of the sequence (no shared substrings)
     "rc_prob": 0.5,  # probability of the reverse-complement strand
     "mutation_rate": 0.01,  # per-base substitution probability
     "mask_rate": 0.0,  # per-base N-masking probability
@@ -194,7 +195,9 @@ class DnaContrastiveModel(ContrastiveModel):
         z = self._encode_views(batch, generator)
         if self.pairing == "augment":
             return z
-        x, _ = make_view(batch["codes"], batch["lengths"], self.views, generator)
+        x, _ = make_view(
+            batch["codes"], batch["lengths"], self.views, generator, self.n_views - 1, self.n_views
+        )
         prof = kmer_profile(x, self.kmer_k)
         zk = self.kmer_head(self.kmer_encoder(prof))
         return torch.cat([z, zk[None]], dim=0)
@@ -270,6 +273,7 @@ class DnaDomain:
         views = DnaViewConfig(
             crop_min=int(vcfg["crop_min"]),
             crop_max=int(vcfg["crop_max"]),
+            disjoint=bool(vcfg["disjoint"]),
             rc_prob=float(vcfg["rc_prob"]),
             mutation_rate=float(vcfg["mutation_rate"]),
             mask_rate=float(vcfg["mask_rate"]),

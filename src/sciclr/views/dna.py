@@ -117,21 +117,29 @@ def random_crop(
     min_len: int,
     max_len: int,
     generator: torch.Generator | None = None,
+    part: int = 0,
+    n_parts: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Crop each sequence to a random window.
 
-    The window length is uniform in ``[min_len, max_len]`` (clipped to the sequence length, so a
-    sequence shorter than ``min_len`` is kept whole) and its start uniform over the positions
-    where it fits. Returns ``(codes (N, W), lengths (N,))`` with ``W`` the longest crop.
+    The window length is uniform in ``[min_len, max_len]`` (clipped to the available length,
+    so a sequence shorter than ``min_len`` is kept whole) and its start uniform over the
+    positions where it fits. With ``n_parts > 1`` the window lies inside part ``part`` of the
+    sequence cut into ``n_parts`` equal segments, so crops drawn for different parts never
+    overlap. Returns ``(codes (N, W), lengths (N,))`` with ``W`` the longest crop.
     """
     if min_len < 1 or max_len < min_len:
         raise ValueError(f"need 1 <= min_len <= max_len, got {min_len}, {max_len}")
+    if not 0 <= part < n_parts:
+        raise ValueError(f"part {part} out of range for {n_parts} parts")
     n, width = codes.shape
     u = _rand((2, n), generator, codes.device)
-    lo = lengths.clamp(max=min_len)
-    hi = lengths.clamp(max=max_len)
+    seg_lo = torch.div(lengths * part, n_parts, rounding_mode="floor")
+    seg_len = torch.div(lengths * (part + 1), n_parts, rounding_mode="floor") - seg_lo
+    lo = seg_len.clamp(max=min_len)
+    hi = seg_len.clamp(max=max_len)
     crop = lo + torch.floor(u[0] * (hi - lo + 1)).long().clamp(max=(hi - lo))
-    start = torch.floor(u[1] * (lengths - crop + 1)).long().clamp(max=lengths - crop)
+    start = seg_lo + torch.floor(u[1] * (seg_len - crop + 1)).long().clamp(max=seg_len - crop)
     w = max(int(crop.max()), 1) if n else 1
     j = torch.arange(w, device=codes.device)
     pos = (start[:, None] + j[None, :]).clamp(max=max(width - 1, 0))
@@ -148,7 +156,7 @@ def reverse_complement(
     Only the first ``lengths[i]`` positions are reversed, so padding stays at the end and
     ``reverse_complement(reverse_complement(x)) == x`` exactly.
     """
-    n, w = codes.shape
+    w = codes.shape[1]
     j = torch.arange(w, device=codes.device)[None, :]
     valid = j < lengths[:, None]
     src = (lengths[:, None] - 1 - j).clamp(min=0)
@@ -288,12 +296,18 @@ class DnaViewConfig:
     """One augmented view: crop → reverse complement → point mutations → N-masking.
 
     crop_min/crop_max: crop length range in bases (sequences shorter than crop_min kept whole).
+    disjoint: the views of one sequence are cropped from disjoint segments (view ``v`` of ``V``
+        from the ``v``-th of ``V`` equal parts), so they share composition but no sequence:
+        the positives of metagenomic-binning contrastive learning (fragments of one contig,
+        COMEBin: Wang et al. 2024, Nat Commun 15:585) rather than overlapping windows an
+        encoder can match by exact substrings.
     rc_prob: probability of taking the reverse complement (the other strand of the molecule).
     mutation_rate: per-base substitution probability. mask_rate: per-base N-masking probability.
     """
 
     crop_min: int = 300
     crop_max: int = 1000
+    disjoint: bool = True
     rc_prob: float = 0.5
     mutation_rate: float = 0.01
     mask_rate: float = 0.0
@@ -304,9 +318,12 @@ def make_view(
     lengths: torch.Tensor,
     cfg: DnaViewConfig,
     generator: torch.Generator | None = None,
+    view: int = 0,
+    n_views: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw one augmented view of a padded batch; returns ``(codes (N, W), lengths (N,))``."""
-    x, lens = random_crop(codes, lengths, cfg.crop_min, cfg.crop_max, generator)
+    """Draw view ``view`` of ``n_views`` of a padded batch → ``(codes (N, W), lengths (N,))``."""
+    part, parts = (view, n_views) if cfg.disjoint else (0, 1)
+    x, lens = random_crop(codes, lengths, cfg.crop_min, cfg.crop_max, generator, part, parts)
     x = random_reverse_complement(x, lens, cfg.rc_prob, generator)
     x = point_mutations(x, cfg.mutation_rate, generator)
     x = mask_n(x, cfg.mask_rate, generator)
@@ -334,7 +351,7 @@ def token_reverse_complement(
     An involution on token sequences (applying it twice gives the input back). It equals the
     tokenisation of the reverse-complement sequence when the sequence length is a multiple of k.
     """
-    n, w = tokens.shape
+    w = tokens.shape[1]
     j = torch.arange(w, device=tokens.device)[None, :]
     valid = j < n_tokens[:, None]
     src = (n_tokens[:, None] - 1 - j).clamp(min=0)
@@ -351,9 +368,11 @@ def token_crop(
     min_tokens: int,
     max_tokens: int,
     generator: torch.Generator | None = None,
+    part: int = 0,
+    n_parts: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random crop in token units (same rule as :func:`random_crop`, padding ``TOKEN_PAD``)."""
-    out, lens = random_crop(tokens, n_tokens, min_tokens, max_tokens, generator)
+    out, lens = random_crop(tokens, n_tokens, min_tokens, max_tokens, generator, part, n_parts)
     j = torch.arange(out.shape[1], device=out.device)[None, :]
     return out.masked_fill(j >= lens[:, None], TOKEN_PAD), lens
 
@@ -393,11 +412,14 @@ def make_token_view(
     k: int,
     cfg: DnaViewConfig,
     generator: torch.Generator | None = None,
+    view: int = 0,
+    n_views: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The :func:`make_view` pipeline in token space (crop lengths converted from bases)."""
     lo = max(1, cfg.crop_min // k)
     hi = max(lo, cfg.crop_max // k)
-    x, lens = token_crop(tokens, n_tokens, lo, hi, generator)
+    part, parts = (view, n_views) if cfg.disjoint else (0, 1)
+    x, lens = token_crop(tokens, n_tokens, lo, hi, generator, part, parts)
     if cfg.rc_prob > 0:
         flip = _rand((x.shape[0],), generator, x.device) < cfg.rc_prob
         x = token_reverse_complement(x, lens, k, flip)
