@@ -86,7 +86,9 @@ def bench_kmers(payload: dict, repeats: int, k: int = 4, n_naive: int = 300) -> 
     t_naive = best_of(lambda: [naive_canonical_counts(s, k) for s in strings], 1)
     # the batched (training-time) version on padded batches of 256
     src = DOMAIN.data_source(payload)
-    batches = [src.batch(torch.arange(i, min(i + 256, n)), "cpu")["codes"] for i in range(0, n, 256)]
+    batches = [
+        src.batch(torch.arange(i, min(i + 256, n)), "cpu")["codes"] for i in range(0, n, 256)
+    ]
     t_torch = best_of(lambda: [kmer_profile(b, k) for b in batches], repeats)
     return {
         "k": k,

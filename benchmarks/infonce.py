@@ -19,7 +19,7 @@ torch ("operator torchvision::nms does not exist"); it is skipped with that reas
 ``--memory`` also runs the chunked path at N = 32,768 (V = 2, "all": logits would be 17 GB dense)
 in a fresh subprocess and prints its peak resident memory (``ru_maxrss``) above the baseline.
 
-Usage: ``python benchmarks/infonce.py [--n 256 1024 4096] [--rounds 7] [--memory]``
+Usage: ``python benchmarks/infonce.py [--n 256 1024 4096] [--rounds 7] [--threads T] [--memory]``
 (``--n --memory``: the memory figure only).
 """
 
@@ -222,6 +222,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="*", default=[256, 1024, 4096])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--memory", action="store_true", help="chunked peak memory at N=32768")
     parser.add_argument("--memory-n", type=int, default=32768)
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
@@ -229,6 +230,8 @@ def main() -> None:
     if args.memory_child:
         _memory_child(args.memory_child)
         return
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     for n in args.n:
         bench(n, args.rounds)

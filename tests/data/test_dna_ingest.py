@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import shutil
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def _cfg(*inputs: Path | str, **extra) -> dict:
 def _seqs(p) -> list[str]:
     """Decoded sequences of a Processed, in row order."""
     codes, off = p.payload["codes"].numpy(), p.payload["offsets"].numpy()
-    return [decode(codes[a:b]) for a, b in zip(off[:-1], off[1:], strict=True)]
+    return [decode(codes[a:b]) for a, b in itertools.pairwise(off)]
 
 
 def _fasta(path: Path) -> dict[str, str]:
@@ -59,7 +60,12 @@ def awkward():
 
 def test_awkward_kept_records_and_order(awkward):
     assert awkward.records["id"].tolist() == [
-        "rec_ok1", "rec_soft", "rec_iupac", "rec_gaps", "rec_rna", "rec_wrapped",
+        "rec_ok1",
+        "rec_soft",
+        "rec_iupac",
+        "rec_gaps",
+        "rec_rna",
+        "rec_wrapped",
     ]
     assert awkward.records["order"].tolist() == [0, 1, 2, 3, 9, 12]
     assert awkward.records["label"].tolist() == ["A", "B", "A", "B", "B", "B"]
@@ -82,7 +88,13 @@ def test_awkward_every_drop_has_a_reason(awkward):
     src = dict(zip(rej["id"], rej["source"], strict=True))
     assert src["rec_short"] == f"{CORPUS / 'awkward.fasta'}:7"
     assert awkward.rejects["id"].tolist() == [
-        "rec_empty", "rec_ok1", "rec_short", "rec_nolabel", "rec_protein", "rec_many_n", "",
+        "rec_empty",
+        "rec_ok1",
+        "rec_short",
+        "rec_nolabel",
+        "rec_protein",
+        "rec_many_n",
+        "",
     ]
 
 
@@ -90,8 +102,15 @@ def test_awkward_counts(awkward):
     c = awkward.counts
     assert (c["in"], c["out"], c["rejected"]) == (13, 6, 7)
     assert c["in"] == c["out"] + c["rejected"]
-    for key in ["empty_id", "duplicate_id", "empty_sequence", "not_dna", "too_short",
-                "too_many_n", "missing_label_row"]:
+    for key in [
+        "empty_id",
+        "duplicate_id",
+        "empty_sequence",
+        "not_dna",
+        "too_short",
+        "too_many_n",
+        "missing_label_row",
+    ]:
         assert c[f"rejected_{key}"] == 1, key
     assert c["soft_masked_bases"] == 50 + 4  # a 50-base lower-case run + 'nnnn'
     assert c["iupac_bases"] == 6  # R Y S W K M
@@ -114,9 +133,7 @@ def test_awkward_sequences_cleaned_by_rule(awkward):
     assert len(got["rec_wrapped"]) == 300 and set(got["rec_wrapped"]) <= set("ACGT")
 
 
-@pytest.mark.parametrize(
-    "name", ["clean_crlf.fasta", "clean.fasta.gz", "clean.fasta.bgz"]
-)
+@pytest.mark.parametrize("name", ["clean_crlf.fasta", "clean.fasta.gz", "clean.fasta.bgz"])
 def test_compressed_and_crlf_equal_plain(name):
     plain = preprocess_dna_shard(_cfg(CORPUS / "clean.fasta"))
     other = preprocess_dna_shard(_cfg(CORPUS / name))

@@ -17,8 +17,17 @@ from sciclr.views.dna import PAD, canonical_kmer_index, reverse_complement
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "resources" / "dna" / "tiny"
-SMALL = {"channels": 16, "blocks": 2, "proj_hidden": 32, "proj_dim": 16, "kmer_hidden": 32,
-         "d_model": 16, "heads": 2, "layers": 1, "ff": 32}
+SMALL = {
+    "channels": 16,
+    "blocks": 2,
+    "proj_hidden": 32,
+    "proj_dim": 16,
+    "kmer_hidden": 32,
+    "d_model": 16,
+    "heads": 2,
+    "layers": 1,
+    "ff": 32,
+}
 
 
 def tiny_cfg(**model) -> dict:
@@ -82,8 +91,14 @@ def test_baseline_features_are_canonical_kmer_frequencies(processed):
 
 @pytest.mark.parametrize(
     ("pairing", "encoder", "views"),
-    [("augment", "cnn", 2), ("augment", "cnn", 3), ("kmer", "cnn", 2), ("both", "cnn", 2),
-     ("augment", "transformer", 2), ("kmer", "transformer", 2)],
+    [
+        ("augment", "cnn", 2),
+        ("augment", "cnn", 3),
+        ("kmer", "cnn", 2),
+        ("both", "cnn", 2),
+        ("augment", "transformer", 2),
+        ("kmer", "transformer", 2),
+    ],
 )
 def test_model_forward_embed_and_a_training_step(processed, pairing, encoder, views):
     cfg = tiny_cfg(pairing=pairing, encoder=encoder)
@@ -154,7 +169,7 @@ def test_payload_survives_save_and_load(tmp_path, processed):
 
 
 def test_bad_model_config_is_a_clear_error(processed):
-    with pytest.raises(SciclrError, match="model.encoder"):
+    with pytest.raises(SciclrError, match=r"model\.encoder"):
         DOMAIN.build_model(processed.payload, tiny_cfg(encoder="lstm"))
-    with pytest.raises(SciclrError, match="model.pairing"):
+    with pytest.raises(SciclrError, match=r"model\.pairing"):
         DOMAIN.build_model(processed.payload, tiny_cfg(pairing="mixup"))

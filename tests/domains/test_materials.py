@@ -20,8 +20,14 @@ CFG = {
     "split_column": "split",
     "tasks": [{"column": "formation_energy_per_atom", "type": "regression"}],
     "preprocess": {"cache_dir": None},
-    "model": {"hidden": 32, "layers": 2, "n_rbf": 16, "side_hidden": 32, "proj_hidden": 32,
-              "proj_dim": 16},
+    "model": {
+        "hidden": 32,
+        "layers": 2,
+        "n_rbf": 16,
+        "side_hidden": 32,
+        "proj_hidden": 32,
+        "proj_dim": 16,
+    },
 }
 
 
@@ -48,8 +54,9 @@ def test_batch_collation_matches_per_graph_reference(processed):
     assert torch.equal(b.z, torch.cat(zs))
     assert torch.equal(b.edge_index, torch.cat(eis, 1))
     assert torch.equal(b.edge_dist, torch.cat(dists))
-    assert torch.equal(b.batch, torch.repeat_interleave(torch.arange(4), torch.tensor(
-        [len(z) for z in zs])))
+    assert torch.equal(
+        b.batch, torch.repeat_interleave(torch.arange(4), torch.tensor([len(z) for z in zs]))
+    )
     assert torch.equal(b.xrd, p["xrd"][idx]) and b.num_graphs == 4
 
 
@@ -71,7 +78,7 @@ def test_model_views_shapes_and_seed(processed, pairing, n_views):
     assert all(p.grad is not None for p in model.gnn.parameters() if p.requires_grad)
     model.eval()
     e = model.embed(b)
-    assert e.shape == (16, 32) and torch.isfinite(e).all()
+    assert e.shape == (16, 32 * 3) and torch.isfinite(e).all()
 
 
 def test_bad_pairing_is_a_clear_error(processed):

@@ -61,21 +61,44 @@ def test_cgconv_equals_concatenated_formulation():
 def test_pooling_is_per_graph_and_order_invariant():
     torch.manual_seed(0)
     b = toy_batch()
-    for pooling in ("mean", "attention"):
-        gnn = CrystalGNN(hidden=16, layers=2, n_rbf=8, cutoff=6.0, pooling=pooling).eval()
+    for pooling, readout, width in (("mean", "concat", 48), ("attention", "last", 16)):
+        gnn = CrystalGNN(
+            hidden=16, layers=2, n_rbf=8, cutoff=6.0, pooling=pooling, readout=readout
+        ).eval()
         out = gnn(b)
-        assert out.shape == (3, 16)
+        assert out.shape == (3, width) == (3, gnn.out_dim)
         # each graph alone gives the same vector as inside the batch
         single = CrystalBatch(
-            z=b.z[:2], batch=b.batch[:2], edge_index=b.edge_index[:, :4],
-            edge_vec=b.edge_vec[:4], edge_dist=b.edge_dist[:4],
-            composition=b.composition[:1], xrd=b.xrd[:1], num_graphs=1,
+            z=b.z[:2],
+            batch=b.batch[:2],
+            edge_index=b.edge_index[:, :4],
+            edge_vec=b.edge_vec[:4],
+            edge_dist=b.edge_dist[:4],
+            composition=b.composition[:1],
+            xrd=b.xrd[:1],
+            num_graphs=1,
         )
         torch.testing.assert_close(gnn(single)[0], out[0], atol=1e-5, rtol=1e-5)
         # reversing the edge order changes nothing
         rev = torch.arange(b.edge_index.shape[1] - 1, -1, -1)
         flipped = CrystalBatch(
-            z=b.z, batch=b.batch, edge_index=b.edge_index[:, rev], edge_vec=b.edge_vec[rev],
-            edge_dist=b.edge_dist[rev], composition=b.composition, xrd=b.xrd, num_graphs=3,
+            z=b.z,
+            batch=b.batch,
+            edge_index=b.edge_index[:, rev],
+            edge_vec=b.edge_vec[rev],
+            edge_dist=b.edge_dist[rev],
+            composition=b.composition,
+            xrd=b.xrd,
+            num_graphs=3,
         )
         torch.testing.assert_close(gnn(flipped), out, atol=1e-5, rtol=1e-5)
+
+
+def test_concat_readout_starts_with_pooled_element_embeddings():
+    """The first block of the concatenated readout is linear in the composition."""
+    b = toy_batch()
+    gnn = CrystalGNN(hidden=8, layers=2, n_rbf=8, readout="concat").eval()
+    out = gnn(b)
+    counts = torch.bincount(b.batch).unsqueeze(1).float()
+    pooled = torch.zeros(3, 8).index_add_(0, b.batch, gnn.embed(b.z)) / counts
+    torch.testing.assert_close(out[:, :8], pooled)

@@ -7,7 +7,13 @@ import torch
 
 from sciclr.encoders.dna import DilatedResNet1d, KmerMLP, KmerTransformer, masked_pool, one_hot
 from sciclr.encoders.heads import MLP, ProjectionHead
-from sciclr.views.dna import PAD, TOKEN_OFFSET, TOKEN_PAD, reverse_complement, token_reverse_complement
+from sciclr.views.dna import (
+    PAD,
+    TOKEN_OFFSET,
+    TOKEN_PAD,
+    reverse_complement,
+    token_reverse_complement,
+)
 
 
 def random_batch(seed: int = 0, n: int = 6, width: int = 300):

@@ -80,8 +80,12 @@ def test_crop_is_a_substring_with_length_in_range(strings, lo, extra, seed):
     assert (out[torch.arange(out.shape[1])[None, :] >= out_lens[:, None]] == PAD).all()
 
 
-@given(st.lists(st.integers(1, 300), min_size=1, max_size=8), st.integers(1, 4),
-       st.integers(1, 100), st.integers(0, 2**31 - 1))
+@given(
+    st.lists(st.integers(1, 300), min_size=1, max_size=8),
+    st.integers(1, 4),
+    st.integers(1, 100),
+    st.integers(0, 2**31 - 1),
+)
 def test_disjoint_crops_never_overlap(lengths, parts, lo, seed):
     """Crop positions instead of bases: view v lies inside the v-th of `parts` segments."""
     lens = torch.tensor(lengths)
@@ -122,7 +126,7 @@ def test_views_are_deterministic_under_a_seed_and_vary_across_seeds():
 
 
 def test_point_mutations_change_only_bases_at_the_rate():
-    codes, lens = pad_batch(["ACGT" * 2500 + "NNNN"])
+    codes, _ = pad_batch(["ACGT" * 2500 + "NNNN"])
     g = torch.Generator().manual_seed(1)
     assert torch.equal(point_mutations(codes, 0.0, g), codes)
     out = point_mutations(codes, 0.1, g)
@@ -135,7 +139,7 @@ def test_point_mutations_change_only_bases_at_the_rate():
 
 
 def test_mask_n_masks_bases_not_padding():
-    codes, lens = pad_batch(["ACGT" * 1000, "AC"])
+    codes, _ = pad_batch(["ACGT" * 1000, "AC"])
     out = mask_n(codes, 0.2, torch.Generator().manual_seed(0))
     frac = (out[0] == 4).float().mean().item()
     assert 0.17 < frac < 0.23
@@ -173,7 +177,7 @@ def test_kmer_profile_equals_naive_count_and_is_strand_free(strings, k):
 @settings(max_examples=40)
 @given(seqs, st.integers(1, 6))
 def test_ragged_profiles_equal_batched(strings, k):
-    codes, lens = pad_batch(strings)
+    codes, _ = pad_batch(strings)
     flat = np.concatenate([encode(s) for s in strings])
     offsets = np.r_[0, np.cumsum([len(s) for s in strings])]
     ragged = kmer_profiles_ragged(flat, offsets, k, chunk_bases=37)  # tiny chunks: many records
@@ -181,7 +185,9 @@ def test_ragged_profiles_equal_batched(strings, k):
     np.testing.assert_allclose(ragged, batched, rtol=1e-6, atol=1e-7)
 
 
-@given(st.lists(st.text("ACGTN", min_size=0, max_size=40), min_size=1, max_size=5), st.integers(1, 4))
+@given(
+    st.lists(st.text("ACGTN", min_size=0, max_size=40), min_size=1, max_size=5), st.integers(1, 4)
+)
 def test_token_reverse_complement_equals_tokenising_the_reverse_strand(strings, k):
     strings = [s[: len(s) // k * k] or "A" * k for s in strings]  # whole k-mers only
     flat = np.concatenate([encode(s) for s in strings])
@@ -224,7 +230,9 @@ def test_token_view_shapes_and_determinism():
 @pytest.mark.parametrize("k", [4, 6])
 def test_ragged_profile_of_real_records(k):
     rng = np.random.default_rng(0)
-    strings = ["".join(rng.choice(list("ACGTN"), size=n, p=[0.24] * 4 + [0.04])) for n in (5, 900, 1)]
+    strings = [
+        "".join(rng.choice(list("ACGTN"), size=n, p=[0.24] * 4 + [0.04])) for n in (5, 900, 1)
+    ]
     flat = np.concatenate([encode(s) for s in strings])
     offsets = np.r_[0, np.cumsum([len(s) for s in strings])]
     prof = kmer_profiles_ragged(flat, offsets, k, normalize=False)

@@ -146,6 +146,8 @@ def run_verdict(
         asg = pd.read_csv(assignments, sep="\t", dtype={"id": str, "label": str})
     table = verdict(settings, tasks, preds, pm, cm, asg)
     write_table(out, table)
+    for statement in table.loc[table["summary"].astype(bool), "statement"]:
+        log.info("%s", statement)
     return table
 
 

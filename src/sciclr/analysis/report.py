@@ -68,6 +68,9 @@ _OUTCOME_CLASS = {
 
 
 def _num(x: Any, digits: int = 3) -> str:
+    """A number for a table cell: integers with thousands separators, others to ``digits``."""
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return f"{int(x):,}"
     try:
         v = float(x)
     except (TypeError, ValueError):
@@ -134,7 +137,8 @@ def _domain(name: str, params: Mapping[str, Any] | None, *sources: Mapping[str, 
 
 
 def _summary_table(verdicts: Mapping[str, pd.DataFrame]) -> str:
-    rows, rcls, ccls = [], [], []
+    """One row per (data set, task, baseline): the verdict first, then the numbers behind it."""
+    rows, ccls = [], []
     for ds, v in verdicts.items():
         sel = v[(v["kind"] != "target") & v["summary"].astype(str).str.lower().eq("true")]
         for _, r in sel.iterrows():
@@ -144,27 +148,26 @@ def _summary_table(verdicts: Mapping[str, pd.DataFrame]) -> str:
                 [
                     esc(ds),
                     esc(r["task"]),
-                    f"{esc(metric)} {arrow}",
+                    f"{esc(metric)}&nbsp;{arrow}",
                     f"{esc(r['feature_set'])}/{esc(r['probe'])}",
-                    _with_ci(r["value"], r["ci_low"], r["ci_high"]),
                     f"{esc(r['baseline_feature_set'])}/{esc(r['baseline_probe'])}",
-                    _with_ci(r["baseline_value"], r["baseline_ci_low"], r["baseline_ci_high"]),
-                    _with_ci(r["delta"], r["delta_ci_low"], r["delta_ci_high"], signed=True),
                     esc(r["outcome"]),
+                    _with_ci(r["delta"], r["delta_ci_low"], r["delta_ci_high"], signed=True),
+                    _with_ci(r["value"], r["ci_low"], r["ci_high"]),
+                    _with_ci(r["baseline_value"], r["baseline_ci_low"], r["baseline_ci_high"]),
                 ]
             )
-            rcls.append("")
-            ccls.append([""] * 8 + [_OUTCOME_CLASS.get(r["outcome"], "")])
+            ccls.append([""] * 5 + [_OUTCOME_CLASS.get(r["outcome"], "")] + [""] * 3)
     header = [
         "data set",
         "task",
         "metric",
         "SSL",
-        "SSL value [95 % CI]",
         "baseline",
-        "baseline value [95 % CI]",
-        "SSL improvement [95 % CI]",
         "verdict",
+        "SSL improvement [95 % CI]",
+        "SSL value [95 % CI]",
+        "baseline value [95 % CI]",
     ]
     if not rows:
         return '<p class="fail">No SSL-vs-baseline comparisons were found.</p>'
@@ -172,8 +175,7 @@ def _summary_table(verdicts: Mapping[str, pd.DataFrame]) -> str:
         header,
         rows,
         table_id="summary",
-        numeric=[0, 0, 0, 0, 1, 0, 1, 1, 0],
-        row_classes=rcls,
+        numeric=[0, 0, 0, 0, 0, 0, 1, 1, 1],
         cell_classes=ccls,
         raw=True,
     )

@@ -15,6 +15,7 @@ import pandas as pd
 
 from sciclr.analysis import metrics as M
 from sciclr.analysis.bootstrap import MetricFn, estimates
+from sciclr.errors import SciclrError
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -176,8 +177,6 @@ def predictions_frame(preds: Sequence[Prediction]) -> pd.DataFrame:
 
 def read_predictions(path: str) -> pd.DataFrame:
     """Read a predictions TSV keeping labels as written (``y_true``/``y_pred`` as str)."""
-    from sciclr.errors import SciclrError
-
     try:
         df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except FileNotFoundError:

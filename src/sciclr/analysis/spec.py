@@ -66,7 +66,7 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
     "silhouette_max": 2000,  # items sampled for the silhouette (it is O(n^2))
     "umap": True,
     "umap_feature_sets": None,  # None = every feature set given to `sciclr figures`
-    "umap_max_points": 4000,
+    "umap_max_points": 2500,  # records embedded per feature set (UMAP time grows ~linearly)
     "umap_neighbors": 15,
 }
 
@@ -179,6 +179,7 @@ class Settings:
         for t in values["derived_tasks"]:
             if "name" not in t or "column" not in t:
                 raise SciclrError(f"params: derived task {dict(t)} needs 'name' and 'column'")
+        _check_choices(values)
         targets = _parse_targets(values["targets"], values)
         tasks = list(tasks)
         derived = list(values["derived_tasks"])
@@ -204,6 +205,31 @@ class Settings:
             values=values,
             targets=targets,
         )
+
+
+_CHOICES = {
+    "probes": ("linear", "knn", "rf"),
+    "clustering": ("kmeans", "hdbscan", "leiden"),
+}
+_ONE_OF = {
+    "cluster_scale": ("standardize", "l2", "none"),
+    "class_weight": ("auto", "balanced", "none"),
+    "cluster_split": ("train", "val", "test", "all"),
+}
+
+
+def _check_choices(values: Mapping[str, Any]) -> None:
+    for key, allowed in _CHOICES.items():
+        bad = [v for v in values[key] if v not in allowed]
+        if bad:
+            raise SciclrError(f"params: analysis.{key} has {bad}; allowed: {list(allowed)}")
+    for key, allowed in _ONE_OF.items():
+        if values[key] not in allowed:
+            raise SciclrError(
+                f"params: analysis.{key} is {values[key]!r}; expected one of {list(allowed)}"
+            )
+    if not 0 < float(values["ci_level"]) < 1:
+        raise SciclrError(f"params: analysis.ci_level must be in (0, 1), got {values['ci_level']}")
 
 
 def _check_type(key: str, value: Any, default: Any) -> None:

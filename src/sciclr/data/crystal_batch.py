@@ -55,7 +55,16 @@ def segment_arange(counts: torch.Tensor) -> torch.Tensor:
 class CrystalSource:
     """Random access to a preprocessed crystal payload; tensors are moved to a device once."""
 
-    _KEYS = ("atom_ptr", "edge_ptr", "z", "edge_index", "edge_vec", "edge_dist", "composition", "xrd")
+    _KEYS = (
+        "atom_ptr",
+        "edge_ptr",
+        "z",
+        "edge_index",
+        "edge_vec",
+        "edge_dist",
+        "composition",
+        "xrd",
+    )
 
     def __init__(self, payload: Mapping[str, Any]) -> None:
         self.payload = payload

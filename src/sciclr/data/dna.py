@@ -215,7 +215,10 @@ def split_fasta(data: bytes) -> tuple[list[str], np.ndarray, np.ndarray]:
         head_end = np.full(len(gt), len(arr), dtype=np.int64)
     starts = np.minimum(head_end + 1, len(arr))
     ends = np.r_[gt[1:], len(arr)].astype(np.int64)
-    titles = [data[a + 1 : b].decode("latin-1").strip() for a, b in zip(gt.tolist(), head_end.tolist(), strict=True)]
+    titles = [
+        data[a + 1 : b].decode("latin-1").strip()
+        for a, b in zip(gt.tolist(), head_end.tolist(), strict=True)
+    ]
     return titles, starts.astype(np.int64), ends
 
 
@@ -517,7 +520,8 @@ def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int =
     if token_k:
         tokens, tok_off = tokenize(codes, offsets, int(token_k))
         payload.update(
-            tokens=torch.from_numpy(tokens), token_offsets=torch.from_numpy(tok_off),
+            tokens=torch.from_numpy(tokens),
+            token_offsets=torch.from_numpy(tok_off),
             token_k=int(token_k),
         )
     return Processed(payload=payload, records=records, rejects=rejects, counts=counts)

@@ -171,16 +171,28 @@ class DnaContrastiveModel(ContrastiveModel):
             self.kmer_encoder = KmerMLP(self.kmer_k, kmer_hidden, kmer_hidden)
             self.kmer_head = ProjectionHead(kmer_hidden, proj_hidden, proj_dim)
 
+    @property
+    def n_views(self) -> int:
+        """V: the sequence views plus the k-mer profile view (pairing kmer/both)."""
+        return self.n_seq_views + (self.pairing != "augment")
+
     def _encode_views(self, batch: Mapping[str, torch.Tensor], generator) -> torch.Tensor:
         xs, ls = [], []
-        for _ in range(self.n_seq_views):
+        for v in range(self.n_seq_views):
             if self.tokens:
-                k = self.encoder.k
                 x, lens = make_token_view(
-                    batch["tokens"], batch["n_tokens"], k, self.views, generator
+                    batch["tokens"],
+                    batch["n_tokens"],
+                    self.encoder.k,
+                    self.views,
+                    generator,
+                    v,
+                    self.n_views,
                 )
             else:
-                x, lens = make_view(batch["codes"], batch["lengths"], self.views, generator)
+                x, lens = make_view(
+                    batch["codes"], batch["lengths"], self.views, generator, v, self.n_views
+                )
             xs.append(x)
             ls.append(lens)
         width = max(x.shape[1] for x in xs)

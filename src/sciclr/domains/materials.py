@@ -54,6 +54,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "layers": 3,  # CGCNN convolutions
     "n_rbf": 32,  # Gaussian RBFs on [0, cutoff]
     "pooling": "mean",  # mean | attention
+    "readout": "concat",  # concat (every layer, embedding = hidden·(layers+1)) | last
     "norm": "batch",  # batch | layer (inside each convolution)
     "side_hidden": 256,  # composition / XRD MLP width
     "side_layers": 2,
@@ -100,12 +101,13 @@ class CrystalContrastiveModel(ContrastiveModel):
         if "xrd" in self.pairing:
             self.side["xrd"] = MLP(xrd_bins, side_hidden, proj_dim, side_layers)
 
-    def forward(self, batch: CrystalBatch, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, batch: CrystalBatch, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Projections (V, N, proj_dim): graph view(s) first, then composition, then XRD."""
         n_graph = 2 if "augment" in self.pairing else 1
         out = [
-            self.head(self.gnn(augment_graph(batch, self.views, generator)))
-            for _ in range(n_graph)
+            self.head(self.gnn(augment_graph(batch, self.views, generator))) for _ in range(n_graph)
         ]
         if "composition" in self.side:
             comp = composition_view(batch.composition, self.views.composition_noise, generator)
@@ -116,7 +118,7 @@ class CrystalContrastiveModel(ContrastiveModel):
         return torch.stack(out)
 
     def embed(self, batch: CrystalBatch) -> torch.Tensor:
-        """Frozen representation (N, hidden) of the unaugmented crystals."""
+        """Frozen representation (N, gnn.out_dim) of the unaugmented crystals."""
         return self.gnn(batch)
 
 
@@ -155,6 +157,7 @@ class MaterialsDomain:
             cutoff=float(meta.get("cutoff", 6.0)),
             pooling=str(mcfg["pooling"]),
             norm=str(mcfg["norm"]),
+            readout=str(mcfg["readout"]),
         )
         return CrystalContrastiveModel(
             gnn,

@@ -63,7 +63,7 @@ class CGConv(nn.Module):
 
 
 class CrystalGNN(nn.Module):
-    """Learned element embeddings -> ``layers`` × :class:`CGConv` -> pooling: (B, hidden)."""
+    """Learned element embeddings -> ``layers`` × :class:`CGConv` -> pooling: (B, out_dim)."""
 
     def __init__(
         self,
@@ -73,24 +73,34 @@ class CrystalGNN(nn.Module):
         cutoff: float = 6.0,
         pooling: str = "mean",
         norm: str = "batch",
+        readout: str = "concat",
     ) -> None:
         super().__init__()
         if pooling not in ("mean", "attention"):
             raise ValueError(f"pooling must be 'mean' or 'attention', got {pooling!r}")
+        if readout not in ("last", "concat"):
+            raise ValueError(f"readout must be 'last' or 'concat', got {readout!r}")
         self.embed = nn.Embedding(N_SPECIES, hidden)
         self.rbf = GaussianRBF(n_rbf, cutoff)
         self.convs = nn.ModuleList(CGConv(hidden, n_rbf, norm) for _ in range(layers))
         self.pooling = pooling
-        self.gate = nn.Linear(hidden, 1) if pooling == "attention" else None
-        self.out_dim = hidden
+        self.readout = readout
+        width = hidden * (layers + 1) if readout == "concat" else hidden
+        self.gate = nn.Linear(width, 1) if pooling == "attention" else None
+        self.out_dim = width
 
     def node_features(self, batch: CrystalBatch) -> torch.Tensor:
-        """Per-atom features (A, hidden) after the convolutions."""
+        """Per-atom features after the convolutions: (A, hidden), or with ``readout="concat"``
+        every layer's output side by side, (A, hidden · (layers + 1)) ("jumping knowledge",
+        Xu et al., ICML 2018): the pooled element embeddings alone are a linear map of the
+        composition, so a linear probe sees the chemistry and the geometry-aware layers."""
         h = self.embed(batch.z)
         u = self.rbf(batch.edge_dist)
+        hs = [h]
         for conv in self.convs:
             h = conv(h, batch.edge_index, u)
-        return h
+            hs.append(h)
+        return torch.cat(hs, dim=1) if self.readout == "concat" else h
 
     def forward(self, batch: CrystalBatch) -> torch.Tensor:
         h = self.node_features(batch)

@@ -119,7 +119,8 @@ class DilatedResNet1d(nn.Module):
         self.stem = nn.Conv1d(4, channels, stem_kernel, padding=stem_kernel // 2)
         dil = list(dilations) or [1]
         self.blocks = nn.ModuleList(
-            _ResBlock(channels, kernel_size, dil[i % len(dil)], convs_per_block) for i in range(blocks)
+            _ResBlock(channels, kernel_size, dil[i % len(dil)], convs_per_block)
+            for i in range(blocks)
         )
         self.final = nn.Sequential(nn.BatchNorm1d(channels), nn.ReLU())
         self.out_dim = channels * (2 if pooling == "meanmax" else 1)
@@ -128,7 +129,9 @@ class DilatedResNet1d(nn.Module):
         h = self.stem(one_hot(codes, self.stem.weight.dtype))
         if self.pool > 1:
             # past-the-end positions must not win a pooling window that straddles the end
-            end = torch.arange(h.shape[-1], device=h.device)[None, None, :] >= lengths[:, None, None]
+            end = (
+                torch.arange(h.shape[-1], device=h.device)[None, None, :] >= lengths[:, None, None]
+            )
             h = F.max_pool1d(h.masked_fill(end, float("-inf")), self.pool, ceil_mode=True)
         valid_len = torch.div(lengths + self.pool - 1, self.pool, rounding_mode="floor")
         valid = torch.arange(h.shape[-1], device=h.device)[None, :] < valid_len[:, None]

@@ -38,6 +38,15 @@ scaled by the world size). ``tau_plus`` replaces the negative mass by the debias
 Chuang et al. 2020 and ``beta`` by the importance-weighted hard-negative mass of Robinson et al.
 2021 (both in log-space, see :mod:`sciclr.losses.rows`).
 
+Implementation
+--------------
+Every mode is a set of softmax rows (:mod:`sciclr.losses.rows`: one logits buffer, softmax in
+place, two products in backward). ``cross_view`` on one process without a queue reads one product
+per view pair by rows and by columns (:mod:`sciclr.losses.pairs`). Above ``CHUNK_AUTO_BYTES`` of
+logits (or with ``chunk_size``) rows are processed in blocks and recomputed in backward
+(:mod:`sciclr.losses.chunked`), with the same values. Under DDP every rank must call the loss
+(it gathers the keys collectively).
+
 Geometry of the gradient
 ------------------------
 For one query ``q`` with keys ``k_c`` (target ``t``) and ``p = softmax(q·k/τ)``,
@@ -145,7 +154,10 @@ def info_nce(
     if not tau_value > 0:
         raise SciclrError(f"info_nce: temperature must be > 0, got {tau_value}")
     # a plain number stays a Python float (fewer ops); a tensor τ receives a gradient
-    inv_tau = 1.0 / temperature if isinstance(temperature, torch.Tensor) else 1.0 / tau_value
+    if isinstance(temperature, torch.Tensor):
+        inv_tau: float | torch.Tensor = 1.0 / temperature.float()
+    else:
+        inv_tau = 1.0 / tau_value
     stats_wanted = bool(return_diagnostics)
 
     with torch.autocast(device_type=z.device.type, enabled=False):
@@ -158,8 +170,7 @@ def info_nce(
             # one product per unordered view pair, read by rows and by columns
             bound = 1.0 if normalize else float(zf.detach().norm(dim=-1).max()) ** 2
             if pairs.usable(bound / tau_value, n):
-                it = torch.as_tensor(inv_tau, dtype=torch.float32, device=z.device)
-                terms, stats = pairs.pair_terms(zf, it, normalize, stats_wanted)
+                terms, stats = pairs.pair_terms(zf, inv_tau, normalize, stats_wanted)
                 return _finish(terms.mean(), stats, tau_value, zf, normalize, return_diagnostics)
         zn = F.normalize(zf, dim=-1) if normalize else zf
         keys, offset = gather_with_grad(zn, dim=1) if w > 1 else (zn, 0)

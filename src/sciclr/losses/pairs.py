@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import Function
 
-from sciclr.losses.rows import RowStats
+from sciclr.losses.rows import RowStats, softmax_
 
 _NEG_INF = float("-inf")
 _SAFE_EXPONENT = 80.0
@@ -53,20 +53,22 @@ class _FusedPairs(Function):
         s_pos = diag.clone()
         diag.fill_(_NEG_INF)
         rmax = S.amax(-1)
-        torch._softmax(S, -1, False, out=S)
+        S = softmax_(S)
         lse_row = rmax - torch.log(S.amax(-1))
         l0 = lse_row.amax(-1, keepdim=True)
         w = torch.exp(lse_row - l0)
         lse_col = l0 + torch.log(torch.bmm(w.unsqueeze(1), S).squeeze(1))
         lse = torch.stack([lse_row, lse_col])  # (2, B, n): negatives of both directions
         ctx.first, ctx.second, ctx.two = first, second, two
-        ctx.save_for_backward(zn, norm, inv_tau, A, K, S, s_pos, lse, l0)
+        ctx.inv_tau = inv_tau  # a float, or a scalar tensor (then it receives a gradient)
+        ctx.save_for_backward(zn, norm, A, K, S, s_pos, lse, l0)
         ctx.mark_non_differentiable(s_pos, lse)
         return F.softplus(lse - s_pos), s_pos, lse
 
     @staticmethod
     def backward(ctx, g, *_):  # type: ignore[override]
-        zn, norm, inv_tau, A, K, P, s_pos, lse, l0 = ctx.saved_tensors
+        zn, norm, A, K, P, s_pos, lse, l0 = ctx.saved_tensors
+        inv_tau = ctx.inv_tau
         # P becomes the gradient in place: a second backward through this graph is refused by
         # autograd's version check (saved tensor modified), never silently wrong
         with torch.autocast(device_type=zn.device.type, enabled=False):
@@ -86,6 +88,8 @@ class _FusedPairs(Function):
             gA = torch.bmm(P, K)  # gradient w.r.t. A = inv_tau · zn[first]
             gK = torch.bmm(P.transpose(1, 2), A)
             g_inv_tau = (gA * A).sum() / inv_tau if ctx.needs_input_grad[1] else None
+            if g_inv_tau is not None:
+                g_inv_tau = g_inv_tau.reshape(inv_tau.shape)
             if ctx.two:
                 gzn = torch.cat([gA.mul_(inv_tau), gK])
             else:
@@ -101,26 +105,25 @@ def _idx(views: list[int], like: torch.Tensor) -> torch.Tensor:
 
 
 def pair_terms(
-    z: torch.Tensor, inv_tau: torch.Tensor, normalize: bool, stats: bool = True
+    z: torch.Tensor, inv_tau: float | torch.Tensor, normalize: bool, stats: bool = True
 ) -> tuple[torch.Tensor, RowStats | None]:
     """Loss terms of both directions of every unordered view pair, ``(2, B, n)``.
 
-    ``z (V, n, d)``: raw embeddings; ``inv_tau``: 1/τ as a scalar tensor (may require grad).
-    ``terms[0, p]`` is the direction a→b of pair ``p = (a, b)``, ``terms[1, p]`` b→a.
+    ``z (V, n, d)``: raw float32 embeddings (call with autocast off); ``inv_tau``: 1/τ, a float
+    or a scalar tensor that receives a gradient. ``terms[0, p]`` is the direction a→b of pair
+    ``p = (a, b)``, ``terms[1, p]`` b→a.
     """
     v = z.shape[0]
     first = [a for a in range(v) for _ in range(a + 1, v)]
     second = [b for a in range(v) for b in range(a + 1, v)]
-    with torch.autocast(device_type=z.device.type, enabled=False):
-        z = z.float()
-        terms, s_pos, lse = _FusedPairs.apply(z, inv_tau, first, second, normalize)
-        if not stats:
-            return terms, None
-        with torch.no_grad():
-            zn = F.normalize(z, dim=-1) if normalize else z
-            A, K = zn[first] * inv_tau, zn[second]
-            sum_row = torch.bmm(A, K.sum(1).unsqueeze(-1)).squeeze(-1) - s_pos
-            sum_col = torch.bmm(K, A.sum(1).unsqueeze(-1)).squeeze(-1) - s_pos
+    terms, s_pos, lse = _FusedPairs.apply(z, inv_tau, first, second, normalize)
+    if not stats:
+        return terms, None
+    with torch.no_grad():
+        zn = F.normalize(z, dim=-1) if normalize else z
+        A, K = zn[first] * inv_tau, zn[second]
+        sum_row = torch.bmm(A, K.sum(1).unsqueeze(-1)).squeeze(-1) - s_pos
+        sum_col = torch.bmm(K, A.sum(1).unsqueeze(-1)).squeeze(-1) - s_pos
     n = z.shape[1]
     row_stats = RowStats(
         lse_neg=lse.reshape(2 * len(first), n),

@@ -94,6 +94,15 @@ def _count_neg(c: int, pos: torch.Tensor, excl: torch.Tensor | None, qmask: torc
     return n
 
 
+def softmax_(S: torch.Tensor) -> torch.Tensor:
+    """Row softmax over the last dim, in place on CPU (a fresh m × c buffer costs as much as the
+    matrix product there, in page faults); out of place elsewhere, where allocations are cached
+    and the in-place aliasing of the kernels is untested here."""
+    if S.device.type == "cpu":
+        return torch._softmax(S, -1, False, out=S)
+    return torch.softmax(S, -1)
+
+
 class _FusedRows(Function):
     """Forward/backward of the plain InfoNCE row terms on a single logits buffer."""
 
@@ -108,7 +117,7 @@ class _FusedRows(Function):
             S.scatter_(2, excl, _NEG_INF)
         _mask_queue(S, qmask, neg_sum)
         mx = S.amax(-1)
-        torch._softmax(S, -1, False, out=S)  # in place: row max, exp, normalise
+        S = softmax_(S)  # row max, exp, normalise
         lse_neg = mx - torch.log(S.amax(-1))  # max of the softmax is exp(mx − lse)
         if qmask is not None:  # masking may leave a row without negatives: no negative mass
             empty = ~torch.isfinite(mx)

@@ -389,7 +389,7 @@ def token_mutations(
     t = tokens.long() - TOKEN_OFFSET
     hit = (u[0] < p_token) & (t >= 0)
     digit = torch.floor(u[1] * k).long().clamp(max=k - 1)
-    place = 4 ** digit
+    place = 4**digit
     old = (t.clamp(min=0) // place) % 4
     shift = 1 + torch.floor(u[2] * 3).long().clamp(max=2)
     new = t + ((old + shift) % 4 - old) * place

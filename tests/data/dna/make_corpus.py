@@ -55,17 +55,34 @@ def main() -> None:
         ">rec_many_n two thirds N\n" + wrap(many_n),
         ">\n" + wrap(s[10][:300]),
         ">rec_wrapped odd wrapping, blank line, trailing spaces\n"
-        + wrapped[:70] + "  \n" + wrapped[70:77] + "\n\n" + wrapped[77:],
+        + wrapped[:70]
+        + "  \n"
+        + wrapped[70:77]
+        + "\n\n"
+        + wrapped[77:],
     ]
     (HERE / "awkward.fasta").write_text("\n".join(awkward) + "\n")
     labels = ["id\tlabel\tsplit"]
     for i, rid in enumerate(
-        ["rec_ok1", "rec_soft", "rec_iupac", "rec_gaps", "rec_empty", "rec_short",
-         "rec_protein", "rec_rna", "rec_many_n", "rec_wrapped"]
+        [
+            "rec_ok1",
+            "rec_soft",
+            "rec_iupac",
+            "rec_gaps",
+            "rec_empty",
+            "rec_short",
+            "rec_protein",
+            "rec_rna",
+            "rec_many_n",
+            "rec_wrapped",
+        ]
     ):
         labels.append(f"{rid}\t{'AB'[i % 2]}\t{['train', 'val', 'test'][i % 3]}")
     clean = [(f"clean_{i}", s[11 + i][:400]) for i in range(6)]
-    labels += [f"{rid}\t{'AB'[i % 2]}\t{['train', 'val', 'test'][i % 3]}" for i, (rid, _) in enumerate(clean)]
+    labels += [
+        f"{rid}\t{'AB'[i % 2]}\t{['train', 'val', 'test'][i % 3]}"
+        for i, (rid, _) in enumerate(clean)
+    ]
     labels += [f"gb_{i}\tA\ttrain" for i in range(3)]
     (HERE / "labels.tsv").write_text("\n".join(labels) + "\n")
 
@@ -76,8 +93,13 @@ def main() -> None:
     with bgzf.BgzfWriter(HERE / "clean.fasta.bgz", "wb") as fh:
         fh.write(text.encode())
     gb = [
-        SeqRecord(Seq(s[20 + i][:350]), id=f"gb_{i}", name=f"gb_{i}", description="slice",
-                  annotations={"molecule_type": "DNA"})
+        SeqRecord(
+            Seq(s[20 + i][:350]),
+            id=f"gb_{i}",
+            name=f"gb_{i}",
+            description="slice",
+            annotations={"molecule_type": "DNA"},
+        )
         for i in range(3)
     ]
     SeqIO.write(gb, HERE / "clean.gb", "genbank")
