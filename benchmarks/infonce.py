@@ -2,7 +2,8 @@
 
 Forward + backward, V = 2 views, d = 128, τ = 0.1, float32, on this machine's CPU threads, at
 N ∈ {256, 1024, 4096} (``--n`` to change). Every figure is a ratio to references timed in the same
-process on the same inputs, interleaved round by round (minimum over rounds):
+process on the same inputs, interleaved round by round (minimum over rounds; more rounds at
+small N):
 
 * floor (3 GEMMs): ``S = A Kᵀ`` plus the two products of its backward, i.e. autograd of the
   matrix product alone; "strict floor" (2 GEMMs): ``A Kᵀ`` and one ``G K``, the least any
@@ -166,7 +167,8 @@ def bench(n: int, rounds: int) -> None:
                 print(f"  {mode:<10} {name:<24} skipped: different value {value} vs {float(ours)}")
                 continue
             steps[name] = _loss_step(fn, z)
-        t = _time(steps, rounds)
+        # small sizes are cheap and the most sensitive to a shared machine: more rounds there
+        t = _time(steps, max(rounds, rounds * 2048 // n))
         ref = t["sciclr"]
         for name in steps:
             line = f"  {mode:<10} {name:<24} {t[name] * 1e3:9.2f} ms (median {t[name + ' (median)'] * 1e3:9.2f})"

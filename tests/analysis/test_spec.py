@@ -152,4 +152,4 @@ def test_a_target_sets_the_tasks_main_metric():
             "analysis": {"targets": {"system": {"kmeans_ari": 0.2}}},
         }
     )
-    assert resolve_tasks(s, REC)[0].metric == "accuracy"
+    assert resolve_tasks(s, REC)[0].metric == "roc_auc"  # the default of a binary task

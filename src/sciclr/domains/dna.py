@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from sciclr.data.dna import PREPROCESS_DEFAULTS, merge_dna, preprocess_dna_shard
 from sciclr.domains.base import ContrastiveModel, Processed
@@ -41,6 +42,8 @@ from sciclr.views.dna import (
     make_token_view,
     make_view,
 )
+
+VIEWS_LABEL = "sciclr.views"  # profiler range of the view drawing (sciclr.train.profiling)
 
 __all__ = [
     "DOMAIN",
@@ -176,7 +179,12 @@ class DnaContrastiveModel(ContrastiveModel):
         """V: the sequence views plus the k-mer profile view (pairing kmer/both)."""
         return self.n_seq_views + (self.pairing != "augment")
 
-    def _encode_views(self, batch: Mapping[str, torch.Tensor], generator) -> torch.Tensor:
+    def draw_views(
+        self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """All views of a batch: the sequence views stacked along the batch axis (``x``
+        ``(S*N, W)``, ``lengths`` ``(S*N,)``) and, for the kmer/both pairings, the canonical
+        k-mer profile of one more disjoint crop (``profile`` ``(N, F)``)."""
         xs, ls = [], []
         for v in range(self.n_seq_views):
             if self.tokens:
@@ -197,21 +205,32 @@ class DnaContrastiveModel(ContrastiveModel):
             ls.append(lens)
         width = max(x.shape[1] for x in xs)
         pad = TOKEN_PAD if self.tokens else PAD
-        x = torch.cat([nn.functional.pad(x, (0, width - x.shape[1]), value=pad) for x in xs])
-        h = self.encoder(x, torch.cat(ls))
-        return self.head(h).view(self.n_seq_views, -1, self.head.out_dim)
+        out = {
+            "x": torch.cat([nn.functional.pad(x, (0, width - x.shape[1]), value=pad) for x in xs]),
+            "lengths": torch.cat(ls),
+        }
+        if self.pairing != "augment":
+            x, _ = make_view(
+                batch["codes"],
+                batch["lengths"],
+                self.views,
+                generator,
+                self.n_views - 1,
+                self.n_views,
+            )
+            out["profile"] = kmer_profile(x, self.kmer_k)
+        return out
 
     def forward(
         self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        z = self._encode_views(batch, generator)
+        with record_function(VIEWS_LABEL):
+            views = self.draw_views(batch, generator)
+        h = self.encoder(views["x"], views["lengths"])
+        z = self.head(h).view(self.n_seq_views, -1, self.head.out_dim)
         if self.pairing == "augment":
             return z
-        x, _ = make_view(
-            batch["codes"], batch["lengths"], self.views, generator, self.n_views - 1, self.n_views
-        )
-        prof = kmer_profile(x, self.kmer_k)
-        zk = self.kmer_head(self.kmer_encoder(prof))
+        zk = self.kmer_head(self.kmer_encoder(views["profile"]))
         return torch.cat([z, zk[None]], dim=0)
 
     def embed(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
