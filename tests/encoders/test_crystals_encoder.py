@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from sciclr.data.crystal_batch import CrystalBatch
-from sciclr.encoders.crystals import CGConv, CrystalGNN, GaussianRBF
+from sciclr.encoders.crystals import SHELLS, CGConv, CrystalGNN, GaussianRBF, bond_orientations
 
 
 def toy_batch(seed: int = 0, n_graphs: int = 3) -> CrystalBatch:
@@ -102,3 +104,94 @@ def test_concat_readout_starts_with_pooled_element_embeddings():
     counts = torch.bincount(b.batch).unsqueeze(1).float()
     pooled = torch.zeros(3, 8).index_add_(0, b.batch, gnn.embed(b.z)) / counts
     torch.testing.assert_close(out[:, :8], pooled)
+
+
+def _shell(vectors: list[list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One centre (atom 0) with the given neighbour vectors (neighbours are atoms 1..n)."""
+    v = torch.tensor(vectors, dtype=torch.float32)
+    ei = torch.stack([torch.arange(1, len(v) + 1), torch.zeros(len(v), dtype=torch.long)])
+    return v, ei
+
+
+def test_bond_orientations_match_steinhardt_reference_values():
+    """q_4, q_6 of the ideal simple-cubic, bcc and fcc first shells (Steinhardt et al. 1983;
+    the values tabulated by Mickel et al., J. Chem. Phys. 138, 044501 (2013))."""
+    sc = [[s * (i == k) for k in range(3)] for i in range(3) for s in (1.0, -1.0)]
+    bcc = [[x, y, z] for x in (1.0, -1.0) for y in (1.0, -1.0) for z in (1.0, -1.0)]
+    fcc = [
+        v for a in (1.0, -1.0) for b in (1.0, -1.0) for v in ([a, b, 0.0], [a, 0.0, b], [0.0, a, b])
+    ]
+    n_shells = len(SHELLS) + 1
+    for vecs, q4, q6 in ((sc, 0.7638, 0.3536), (bcc, 0.5092, 0.6285), (fcc, 0.1909, 0.5745)):
+        v, ei = _shell(vecs)
+        atoms, edges = bond_orientations(v, ei, len(vecs) + 1, 6)
+        q = atoms[0, : 6 * n_shells].view(6, n_shells)
+        for s in range(n_shells):  # one shell: every weighting gives the same q_l (soft
+            # weights ~0.98 in the first shell: the coordination numbers are within 2e-2)
+            torch.testing.assert_close(q[[3, 5], s], torch.tensor([q4, q6]), atol=2e-4, rtol=0)
+            assert q[[0, 2, 4], s].abs().max() < 1e-4  # centrosymmetric: odd l vanish
+        torch.testing.assert_close(
+            atoms[0, -n_shells:], torch.full((n_shells,), math.log1p(len(vecs))), atol=2e-2, rtol=0
+        )
+        # the per-edge sums average to q_l² (addition theorem)
+        torch.testing.assert_close(
+            edges.mean(0)[[3, 5]], torch.tensor([q4, q6]) ** 2, atol=2e-4, rtol=0
+        )
+        assert (atoms[1:] == 0).all()  # atoms without neighbours get zeros
+
+
+def test_bond_orientations_shells_separate_first_neighbours():
+    """bcc with its 6 second neighbours (at 2/√3 of the first distance): the first soft shell
+    keeps the 8-neighbour cube, the catch-all shell sees all 14."""
+    bcc = [[x, y, z] for x in (1.0, -1.0) for y in (1.0, -1.0) for z in (1.0, -1.0)]
+    second = [[2.0 * s * (i == k) for k in range(3)] for i in range(3) for s in (1.0, -1.0)]
+    v, ei = _shell(bcc + second)
+    atoms, _ = bond_orientations(v, ei, 15, 6)
+    n_shells = len(SHELLS) + 1
+    q = atoms[0, : 6 * n_shells].view(6, n_shells)
+    torch.testing.assert_close(q[5, 0], torch.tensor(0.6285), atol=1e-2, rtol=0)
+    assert abs(float(q[5, -1]) - 0.6285) > 0.05
+    assert abs(float(atoms[0, -n_shells]) - math.log1p(8)) < 0.05
+    assert abs(float(atoms[0, -n_shells + 1]) - math.log1p(14)) < 0.05
+    assert abs(float(atoms[0, -1]) - math.log1p(14)) < 1e-4
+
+
+def test_bond_orientations_are_rotation_and_order_invariant():
+    b = toy_batch(seed=3)
+    atoms, edges = bond_orientations(b.edge_vec, b.edge_index, len(b.z), 4)
+    rot, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(1)))
+    atoms_r, edges_r = bond_orientations(b.edge_vec @ rot.T, b.edge_index, len(b.z), 4)
+    torch.testing.assert_close(atoms_r, atoms, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(edges_r, edges, atol=1e-4, rtol=1e-4)
+    perm = torch.randperm(len(b.edge_dist), generator=torch.Generator().manual_seed(2))
+    atoms_p, edges_p = bond_orientations(b.edge_vec[perm], b.edge_index[:, perm], len(b.z), 4)
+    torch.testing.assert_close(atoms_p, atoms, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(edges_p, edges[perm], atol=1e-5, rtol=1e-5)
+
+
+def test_angular_gnn_sees_orientation_that_distances_miss():
+    """Two centres with identical neighbour distances, square vs. tetrahedron-like: a
+    distance-only GNN cannot tell them apart, the angular one can."""
+    torch.manual_seed(0)
+    square = [[1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0], [0, -1.0, 0]]
+    t = 1 / math.sqrt(3)
+    tetra = [[t, t, t], [t, -t, -t], [-t, t, -t], [-t, -t, t]]
+
+    def one(vecs):
+        v, ei = _shell(vecs)
+        return CrystalBatch(
+            z=torch.tensor([14, 8, 8, 8, 8]),
+            batch=torch.zeros(5, dtype=torch.long),
+            edge_index=ei,
+            edge_vec=v,
+            edge_dist=v.norm(dim=-1),
+            composition=torch.zeros(1, 118),
+            xrd=torch.zeros(1, 320),
+            num_graphs=1,
+        )
+
+    for angular, differs in ((0, False), (6, True)):
+        gnn = CrystalGNN(hidden=8, layers=2, n_rbf=8, norm="layer", angular=angular).eval()
+        gap = (gnn(one(square)) - gnn(one(tetra))).abs().max()
+        assert (gap > 1e-3) == differs
+        assert gnn(one(square)).shape == (1, gnn.out_dim) == (1, 8 * 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -200,15 +201,31 @@ def test_cross_view_pair_path_equals_row_path(monkeypatch, v, normalize):
         assert value == pytest.approx(dataclasses.asdict(d_rows)[key], rel=1e-5, abs=1e-6), key
 
 
-def test_cross_view_pair_path_at_its_exactness_limit():
-    # 2/τ + ln N just below 80: the largest logit range the column rescaling accepts
+@pytest.mark.parametrize("mode", ["all", "cross_view"])
+def test_unshifted_exponentials_at_their_exactness_limit(mode):
+    # 1/τ + ln(columns) just below 80: the largest logit range taken without a max-shift
     z = torch.randn(2, 16, 6, generator=torch.Generator().manual_seed(12))
     z[1, :8] = -z[0, :8]  # opposite positives: rows and columns far below their maxima
-    tau = 2 / (79.5 - torch.log(torch.tensor(16.0)).item())
-    got, g = _grad(lambda x: info_nce(x, tau, "cross_view"), z)
-    ref, g_ref = _grad(lambda x: reference.cross_view(x, tau), z.double())
+    tau = 1 / (79.5 - math.log(32 if mode == "all" else 16))
+    got, g = _grad(lambda x: info_nce(x, tau, mode), z)
+    ref_fn = reference.all_views if mode == "all" else reference.cross_view
+    ref, g_ref = _grad(lambda x: ref_fn(x, tau), z.double())
     assert float(got) == pytest.approx(float(ref), rel=1e-5)
     assert (g.double() - g_ref).norm() / g_ref.norm() < 1e-4
+
+
+@pytest.mark.parametrize("mode", ["all", "cross_view"])
+def test_shifted_and_unshifted_kernels_agree(monkeypatch, mode):
+    import sciclr.losses.pairs as pairs
+    import sciclr.losses.rows as rows
+
+    z = torch.randn(3, 12, 6, generator=torch.Generator().manual_seed(13))
+    fast, g_fast = _grad(lambda x: info_nce(x, 0.05, mode), z)
+    monkeypatch.setattr(rows, "exp_is_exact", lambda *_: False)
+    monkeypatch.setattr(pairs, "usable", lambda *_: False)
+    slow, g_slow = _grad(lambda x: info_nce(x, 0.05, mode), z)
+    assert torch.allclose(fast, slow, rtol=1e-6)
+    assert torch.allclose(g_fast, g_slow, rtol=1e-5, atol=1e-7)
 
 
 def test_backward_twice_is_refused_not_wrong():

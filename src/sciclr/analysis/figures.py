@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,28 +58,36 @@ def _palette(n: int) -> list[Any]:
 
 def embedding_2d(X: np.ndarray, settings: Settings) -> tuple[np.ndarray, str]:
     """2-D embedding of standardised ``X`` ``(n, d)``: UMAP (McInnes et al. 2018) with cosine
-    distance, or PCA when UMAP is disabled or fails (the returned note says which and why)."""
+    distance, after PCA to ``umap_pca`` dimensions when ``d`` is larger (the usual single-cell
+    practice; it makes the neighbour search on 2,080-d 6-mer profiles about as fast as on
+    embeddings), or PCA alone when UMAP is disabled or fails (the note says which and why)."""
+    from sklearn.decomposition import PCA
+
     Z = standardize(X)[0]
+    seed = int(settings["seed"])
     if settings["umap"]:
         try:
             import umap
 
+            how = "UMAP"
+            k = int(settings["umap_pca"])
+            if k and Z.shape[1] > k and len(Z) > k:
+                Z = PCA(n_components=k, random_state=seed).fit_transform(Z)
+                how = f"UMAP of the first {k} principal components"
             reducer = umap.UMAP(
                 n_neighbors=min(int(settings["umap_neighbors"]), len(Z) - 1),
                 metric="cosine",
-                random_state=int(settings["seed"]),
+                random_state=seed,
                 n_jobs=1,
             )
-            return np.asarray(reducer.fit_transform(Z)), "UMAP"
+            return np.asarray(reducer.fit_transform(Z)), how
         except Exception as exc:  # any failure of the optional dependency → PCA, said plainly
             log.warning("UMAP failed (%s); using PCA", exc)
             note = f"PCA (UMAP failed: {type(exc).__name__}: {exc})"
     else:
         note = "PCA (UMAP disabled in config)"
-    from sklearn.decomposition import PCA
-
     k = min(2, Z.shape[1], len(Z))
-    P = PCA(n_components=k, random_state=int(settings["seed"])).fit_transform(Z)
+    P = PCA(n_components=k, random_state=seed).fit_transform(Z)
     if P.shape[1] < 2:
         P = np.c_[P, np.zeros(len(P))]
     return P, note
@@ -250,6 +259,8 @@ def make_figures(
     figs: list[dict[str, str]] = []
     notes: list[str] = []
 
+    clock = [time.perf_counter()]
+
     def add(fig: Figure | None, name: str, caption: str, kind: str) -> None:
         if fig is None:
             return
@@ -257,6 +268,9 @@ def make_figures(
         figs.append(
             {"name": name, "kind": kind, "caption": caption, **save_figure(fig, outdir, name)}
         )
+        now = time.perf_counter()
+        log.info("figure %s: %.1f s", name, now - clock[0])
+        clock[0] = now
 
     # embeddings coloured by label
     color_tasks = [t for t in [cluster_task] if t is not None]

@@ -68,6 +68,7 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
     "umap_feature_sets": None,  # None = every feature set given to `sciclr figures`
     "umap_max_points": 2500,  # records embedded per feature set (UMAP time grows ~linearly)
     "umap_neighbors": 15,
+    "umap_pca": 50,  # PCA dimensions before UMAP for wider features (0 = none)
 }
 
 #: Direction of every metric the analysis writes.

@@ -56,6 +56,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "pooling": "mean",  # mean | attention
     "readout": "concat",  # concat (every layer, embedding = hidden·(layers+1)) | last
     "norm": "batch",  # batch | layer (inside each convolution)
+    "angular": 6,  # Steinhardt q_1..q_l atom features + Legendre edge features; 0 = distances only
     "side_hidden": 256,  # composition / XRD MLP width
     "side_layers": 2,
     "proj_hidden": 256,  # projection head
@@ -158,6 +159,7 @@ class MaterialsDomain:
             pooling=str(mcfg["pooling"]),
             norm=str(mcfg["norm"]),
             readout=str(mcfg["readout"]),
+            angular=int(mcfg["angular"]),
         )
         return CrystalContrastiveModel(
             gnn,

@@ -193,14 +193,20 @@ def info_nce(
             K = keys[k_views]
         if qk is not None:
             K = torch.cat([K, qk.expand(K.shape[0], -1, -1)], dim=1)
-        # smallest possible logit: −1/τ on the sphere (floor of the debiased negative mass)
-        bound = 1.0 if normalize else float(zf.detach().norm(dim=-1).max()) ** 2
+        # bounds of |logit|: the debiased mass's floor is the smallest logit (−1/τ on the sphere),
+        # and small bounds let the kernel take exponentials without a shift
+        row_norm = 1.0 if normalize else float(zf.detach().norm(dim=-1).max())
+        key_norm = 1.0 if normalize else float(keys.detach().norm(dim=-1).max())
+        if qk is not None:
+            key_norm = max(key_norm, float(qk.norm(dim=-1).max()))
+        max_logit = row_norm * key_norm / tau_value
         fn = functools.partial(
             row_terms,
             tau_plus=float(tau_plus),
             beta=float(beta),
-            min_logit=-bound / tau_value,
+            min_logit=-max_logit,
             stats=stats_wanted,
+            max_logit=max_logit,
         )
         block = _block(chunk_size, R.shape[0], R.shape[1], K.shape[1])
         if block:

@@ -1,34 +1,31 @@
 """Cross-view fast path: one logits matrix per unordered view pair, read by rows and by columns.
 
 For views ``a < b`` the ordered pairs ``(a, b)`` and ``(b, a)`` use ``S = Z_a Z_bᵀ/τ`` and its
-transpose, so one matrix product serves both. After the in-place row softmax of the negatives
-``P[r, c] = exp(S[r, c] − lse_r)`` the column log-sum-exps follow from one matrix-vector product,
-``lse_c = L0 + log Σ_r P[r, c] exp(lse_r − L0)``, and the gradient of both directions is
-``P ⊙ (ρ_r + w_r t_c)`` (rescaled in place, blockwise) plus the diagonal: three matrix products in
-all, like autograd of the bare product. The rescaling is exact in float32 while every factor stays
-inside the normal range, i.e. while ``2·max|S| + ln N < 80``; :func:`usable` checks this from the
-norms beforehand, and callers fall back to the row kernel (two products per pair) otherwise.
+transpose, so one matrix product serves both. While ``|S| ≤ B`` with ``B + ln N < 80`` (checked
+beforehand from the norms; ``B = 1/τ`` on the sphere) the exponentials ``E = exp(S)`` and their
+row and column sums are normal float32 numbers with full relative precision, so no max-shift is
+needed: ``E`` is taken in place, row sums give the a→b log-sum-exps, column sums the b→a ones,
+and the gradient of both directions is ``E ⊙ (a_r + b_c)`` (formed in place, blockwise) plus
+the diagonal — three matrix products in all, like autograd of the bare product, and one
+``N × N`` buffer. Otherwise callers use the row kernel (two products per pair).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch.autograd import Function
 
-from sciclr.losses.rows import RowStats, softmax_
+from sciclr.losses.rows import RowStats, exp_is_exact
 
 _NEG_INF = float("-inf")
-_SAFE_EXPONENT = 80.0
 _BLOCK_ELEMS = 1 << 22  # 16 MB temporaries: few operations, still cache-friendly
 _EPS = 1e-12  # as F.normalize
 
 
 def usable(max_logit: float, n: int) -> bool:
-    """Whether the column trick is exact when ``|S| ≤ max_logit`` (1/τ on the sphere)."""
-    return 2.0 * max_logit + math.log(max(2, n)) < _SAFE_EXPONENT
+    """Whether the pair path is exact when ``|S| ≤ max_logit`` (1/τ on the sphere)."""
+    return exp_is_exact(max_logit, n)
 
 
 class _FusedPairs(Function):
@@ -51,23 +48,18 @@ class _FusedPairs(Function):
         S = torch.bmm(A, K.transpose(1, 2))  # (B, n, n)
         diag = S.diagonal(dim1=1, dim2=2)
         s_pos = diag.clone()
-        diag.fill_(_NEG_INF)
-        rmax = S.amax(-1)
-        S = softmax_(S)
-        lse_row = rmax - torch.log(S.amax(-1))
-        l0 = lse_row.amax(-1, keepdim=True)
-        w = torch.exp(lse_row - l0)
-        lse_col = l0 + torch.log(torch.bmm(w.unsqueeze(1), S).squeeze(1))
-        lse = torch.stack([lse_row, lse_col])  # (2, B, n): negatives of both directions
+        diag.fill_(_NEG_INF)  # E excludes the positives: sums over negatives only
+        E = S.exp_()
+        lse = torch.log(torch.stack([E.sum(-1), E.sum(-2)]))  # (2, B, n): a→b rows, b→a cols
         ctx.first, ctx.second, ctx.two = first, second, two
         ctx.inv_tau = inv_tau  # a float, or a scalar tensor (then it receives a gradient)
-        ctx.save_for_backward(zn, norm, A, K, S, s_pos, lse, l0)
+        ctx.save_for_backward(zn, norm, A, K, E, s_pos, lse)
         ctx.mark_non_differentiable(s_pos, lse)
         return F.softplus(lse - s_pos), s_pos, lse
 
     @staticmethod
     def backward(ctx, g, *_):  # type: ignore[override]
-        zn, norm, A, K, P, s_pos, lse, l0 = ctx.saved_tensors
+        zn, norm, A, K, P, s_pos, lse = ctx.saved_tensors
         inv_tau = ctx.inv_tau
         # P becomes the gradient in place: a second backward through this graph is refused by
         # autograd's version check (saved tensor modified), never silently wrong
@@ -75,15 +67,13 @@ class _FusedPairs(Function):
             g = g.float()
             full = torch.logaddexp(lse, s_pos)  # log-sum-exp of the whole row / column
             diag = (g * torch.expm1(s_pos - full)).sum(0)  # softmax − 1 at the positive
-            scale = g * torch.exp(lse - full)  # negative mass fraction, per direction
-            rho = scale[0]  # rows: G = ρ_r P[r, c]
-            w = torch.exp(lse[0] - l0)
-            t = scale[1] * torch.exp(l0 - lse[1])  # columns: G = w_r t_c P[r, c]
-            b, n, _ = P.shape
-            step = max(1, _BLOCK_ELEMS // max(1, b * n))
-            for i in range(0, n, step):  # G = P ⊙ (ρ_r + w_r t_c), in place, cache-sized blocks
+            coef = g * torch.exp(-full)  # softmax = E · exp(−full), per direction
+            a, b_ = coef[0], coef[1]
+            bsz, n, _ = P.shape
+            step = max(1, _BLOCK_ELEMS // max(1, bsz * n))
+            for i in range(0, n, step):  # G = E ⊙ (a_r + b_c), in place, cache-sized blocks
                 j = min(n, i + step)
-                P[:, i:j].mul_(torch.baddbmm(rho[:, i:j, None], w[:, i:j, None], t[:, None, :]))
+                P[:, i:j].mul_(a[:, i:j, None] + b_[:, None, :])
             P.diagonal(dim1=1, dim2=2).copy_(diag)
             gA = torch.bmm(P, K)  # gradient w.r.t. A = inv_tau · zn[first]
             gK = torch.bmm(P.transpose(1, 2), A)

@@ -94,6 +94,15 @@ def _count_neg(c: int, pos: torch.Tensor, excl: torch.Tensor | None, qmask: torc
     return n
 
 
+_EXP_RANGE = 80.0  # exp(±80) and sums of up to e^8 such terms stay normal float32 numbers
+
+
+def exp_is_exact(max_logit: float, columns: int) -> bool:
+    """Whether ``exp(S)`` can be taken without a shift: ``|S| ≤ max_logit`` keeps every term and
+    every row/column sum a normal float32 (full relative precision, no overflow)."""
+    return max_logit + math.log(max(2, columns)) < _EXP_RANGE
+
+
 def softmax_(S: torch.Tensor) -> torch.Tensor:
     """Row softmax over the last dim, in place on CPU (a fresh m × c buffer costs as much as the
     matrix product there, in page faults); out of place elsewhere, where allocations are cached
@@ -107,7 +116,7 @@ class _FusedRows(Function):
     """Forward/backward of the plain InfoNCE row terms on a single logits buffer."""
 
     @staticmethod
-    def forward(ctx, R, K, pos, excl, qmask, stats):  # type: ignore[override]
+    def forward(ctx, R, K, pos, excl, qmask, stats, direct):  # type: ignore[override]
         S = torch.bmm(R, K.transpose(1, 2))
         s_pos = S.gather(2, pos)
         s_excl = S.gather(2, excl) if excl is not None else None
@@ -116,14 +125,19 @@ class _FusedRows(Function):
         if excl is not None:
             S.scatter_(2, excl, _NEG_INF)
         _mask_queue(S, qmask, neg_sum)
-        mx = S.amax(-1)
-        S = softmax_(S)  # row max, exp, normalise
-        lse_neg = mx - torch.log(S.amax(-1))  # max of the softmax is exp(mx − lse)
-        if qmask is not None:  # masking may leave a row without negatives: no negative mass
-            empty = ~torch.isfinite(mx)
-            if bool(empty.any()):
-                S.masked_fill_(empty.unsqueeze(-1), 0.0)
-                lse_neg = lse_neg.masked_fill(empty, _NEG_INF)
+        if direct:  # |S| small enough: E = exp(S) in place, no shift (one pass)
+            S = S.exp_()
+            lse_neg = torch.log(S.sum(-1))  # −inf for a row without negatives
+        else:  # P = softmax(S) in place, lse from the row max
+            mx = S.amax(-1)
+            S = softmax_(S)
+            lse_neg = mx - torch.log(S.amax(-1))  # max of the softmax is exp(mx − lse)
+            if qmask is not None:  # masking may leave a row without negatives
+                empty = ~torch.isfinite(mx)
+                if bool(empty.any()):
+                    S.masked_fill_(empty.unsqueeze(-1), 0.0)
+                    lse_neg = lse_neg.masked_fill(empty, _NEG_INF)
+        ctx.direct = direct
         if neg_sum is None:
             neg_sum = lse_neg.new_empty(0)
         loss = _pair_terms(s_pos, lse_neg)
@@ -135,16 +149,18 @@ class _FusedRows(Function):
     def backward(ctx, g, *_):  # type: ignore[override]
         R, K, pos, P_neg, s_pos, lse_neg = ctx.saved_tensors
         with torch.autocast(device_type=R.device.type, enabled=False):
-            return _FusedRows._grads(g.float(), R, K, pos, P_neg, s_pos, lse_neg)
+            return _FusedRows._grads(g.float(), R, K, pos, P_neg, s_pos, lse_neg, ctx.direct)
 
     @staticmethod
-    def _grads(g, R, K, pos, P_neg, s_pos, lse_neg):
+    def _grads(g, R, K, pos, P_neg, s_pos, lse_neg, direct):
         b, m, p = pos.shape
         d = R.shape[-1]
         lse_full = torch.logaddexp(lse_neg, torch.logsumexp(s_pos, -1))
         gsum = g.sum(-1)
-        # dL/dS = gsum · softmax_full − g at positives; softmax_full = P_neg · exp(lse_neg − lse_full)
-        rowscale = (gsum * torch.exp(lse_neg - lse_full)).unsqueeze(-1)
+        # dL/dS = gsum · softmax_full − g at positives, softmax_full = exp(S − lse_full)
+        # = E · exp(−lse_full) (direct) or P_neg · exp(lse_neg − lse_full) (shifted)
+        shift = torch.zeros_like(lse_neg) if direct else lse_neg
+        rowscale = (gsum * torch.exp(shift - lse_full)).unsqueeze(-1)
         coef = gsum.unsqueeze(-1) * torch.exp(s_pos - lse_full.unsqueeze(-1)) - g  # (B, m, P)
         idx = pos.reshape(b, m * p, 1).expand(b, m * p, d)
         k_pos = K.gather(1, idx).view(b, m, p, d)
@@ -152,7 +168,7 @@ class _FusedRows(Function):
         gR += (coef.unsqueeze(-1) * k_pos).sum(2)
         gK = torch.bmm(P_neg.transpose(1, 2), R * rowscale)
         gK.scatter_add_(1, idx, (coef.unsqueeze(-1) * R.unsqueeze(2)).reshape(b, m * p, d))
-        return gR, gK, None, None, None, None
+        return gR, gK, None, None, None, None, None
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -210,13 +226,15 @@ def row_terms(
     beta: float = 0.0,
     min_logit: float = -10.0,
     stats: bool = True,
+    max_logit: float | None = None,
 ) -> tuple[torch.Tensor, RowStats]:
     """Loss terms ``(B, m, P)`` and detached row statistics of one row problem (see module doc).
 
     ``R`` and ``K`` are cast to float32 with autocast off: logits and log-sum-exp in bf16 give
     gradient errors of several percent. ``min_logit`` is the smallest possible logit (−1/τ for
     normalised embeddings), the floor of the debiased negative mass. ``stats=False`` skips the
-    diagnostic sums (``neg_sum`` is then empty).
+    diagnostic sums (``neg_sum`` is then empty). ``max_logit``: a bound on ``|S|``; when
+    :func:`exp_is_exact` holds for it, exponentials are taken without the row-max shift.
     """
     with torch.autocast(device_type=R.device.type, enabled=False):
         R, K = R.float(), K.float()
@@ -225,6 +243,7 @@ def row_terms(
                 R, K, pos, excl, qmask, tau_plus, beta, min_logit
             )
         else:
-            loss, lse_neg, s_pos, neg_sum = _FusedRows.apply(R, K, pos, excl, qmask, stats)
+            direct = max_logit is not None and exp_is_exact(max_logit, K.shape[1])
+            loss, lse_neg, s_pos, neg_sum = _FusedRows.apply(R, K, pos, excl, qmask, stats, direct)
             n_neg = _count_neg(K.shape[1], pos, excl, qmask) if stats else lse_neg.new_empty(0)
     return loss, RowStats(lse_neg, s_pos, neg_sum, n_neg)
