@@ -178,3 +178,21 @@ datasets:
     assert list(recs.columns[:2]) == ["id", "split"] and "organism" in recs
     mat_probe = read_tsv(work / "results/materials/metrics/probe.tsv")
     assert {"Ef", "crystal_system"} <= set(mat_probe["task"])
+
+
+@pytest.mark.browser
+def test_tiny_report_renders_in_chromium(tiny_run, tmp_path):
+    """The report of the end-to-end run, opened offline in headless Chromium."""
+    from tests.analysis.test_browser import check_report_html
+
+    check_report_html(tiny_run / "results" / "report.html", tmp_path / "report.png")
+
+
+@pytest.mark.parametrize("ds", sorted(TASKS))
+def test_verdict_table(tiny_run, ds):
+    verdict = read_tsv(tiny_run / "results" / ds / "metrics" / "verdict.tsv")
+    assert len(verdict) > 0
+    assert {"untrained", "dummy"} <= set(verdict["baseline_feature_set"].dropna())
+    assert set(TASKS[ds]) & set(verdict["task"])
+    compared = verdict.dropna(subset=["delta", "delta_ci_low", "delta_ci_high"])
+    assert (compared["delta_ci_low"] <= compared["delta_ci_high"]).all()

@@ -34,7 +34,8 @@ rule cluster:
         records=processed("{ds}", "records.tsv"),
         features=lambda wc: list(feature_sets(wc.ds, "metrics").values()),
     output:
-        f"{R}/{{ds}}/metrics/cluster.tsv",
+        metrics=f"{R}/{{ds}}/metrics/cluster.tsv",
+        assignments=f"{R}/{{ds}}/metrics/cluster_assignments.tsv",
     log:
         f"{LOGS}/{{ds}}/cluster.log",
     benchmark:
@@ -50,7 +51,8 @@ rule cluster:
         features=lambda wc: feature_args(wc.ds, "metrics"),
     shell:
         "OMP_NUM_THREADS={threads} sciclr cluster --params {params.cfg:q} --records {input.records:q} "
-        "--features {params.features:q} --out {output:q} > {log:q} 2>&1"
+        "--features {params.features:q} --out {output.metrics:q} "
+        "--assignments {output.assignments:q} > {log:q} 2>&1"
 
 
 rule figures:
@@ -84,3 +86,35 @@ rule figures:
         "OMP_NUM_THREADS={threads} sciclr figures --params {params.cfg:q} --records {input.records:q} "
         "--features {params.features:q} --predictions {input.predictions:q} "
         "--run-dir {params.run_dir:q} --out-dir {output:q} > {log:q} 2>&1"
+
+
+rule verdict:
+    input:
+        records=processed("{ds}", "records.tsv"),
+        predictions=f"{R}/{{ds}}/metrics/predictions.tsv",
+        metrics=f"{R}/{{ds}}/metrics/probe.tsv",
+        cluster=f"{R}/{{ds}}/metrics/cluster.tsv",
+        assignments=f"{R}/{{ds}}/metrics/cluster_assignments.tsv",
+    output:
+        report(
+            f"{R}/{{ds}}/metrics/verdict.tsv",
+            caption="../report/verdict.rst",
+            category="{ds}",
+        ),
+    params:
+        cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
+    log:
+        f"{LOGS}/{{ds}}/verdict.log",
+    benchmark:
+        f"{BENCH}/{{ds}}/verdict.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=compute("analysis", "mem_mb"),
+        runtime=compute("analysis", "runtime"),
+    shell:
+        "sciclr verdict --params {params.cfg:q} --records {input.records:q} "
+        "--predictions {input.predictions:q} --metrics {input.metrics:q} "
+        "--cluster-metrics {input.cluster:q} --assignments {input.assignments:q} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -121,6 +121,7 @@ def report_inputs(wc=None):
     for ds in DATASETS:
         files[f"{ds}_probe"] = f"{R}/{ds}/metrics/probe.tsv"
         files[f"{ds}_cluster"] = f"{R}/{ds}/metrics/cluster.tsv"
+        files[f"{ds}_verdict"] = f"{R}/{ds}/metrics/verdict.tsv"
         files[f"{ds}_figures"] = f"{R}/{ds}/figures"
         files[f"{ds}_summary"] = processed(ds, "summary.json")
         files[f"{ds}_train"] = f"{R}/{ds}/runs/ssl/train_summary.json"

@@ -19,12 +19,13 @@ rule report:
     params:
         datasets=DATASETS,
         results=lambda wc, output: os.path.dirname(output[0]),
-        targets=lambda wc: json.dumps(
-            {ds: ds_cfg(ds)["analysis"]["targets"] for ds in DATASETS}, sort_keys=True
+        cfg=lambda wc: json.dumps(
+            {"datasets": {ds: json.loads(params_json(ds, ANALYSIS_KEYS)) for ds in DATASETS}},
+            sort_keys=True,
         ),
     shell:
-        "sciclr report --results {params.results:q} --datasets {params.datasets:q} "
-        "--out {output:q} > {log:q} 2>&1"
+        "sciclr report --params {params.cfg:q} --results {params.results:q} "
+        "--datasets {params.datasets:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule sweep_summary:
