@@ -101,8 +101,6 @@ rule verdict:
             caption="../report/verdict.rst",
             category="{ds}",
         ),
-    params:
-        cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
     log:
         f"{LOGS}/{{ds}}/verdict.log",
     benchmark:
@@ -113,6 +111,8 @@ rule verdict:
     resources:
         mem_mb=compute("analysis", "mem_mb"),
         runtime=compute("analysis", "runtime"),
+    params:
+        cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
     shell:
         "sciclr verdict --params {params.cfg:q} --records {input.records:q} "
         "--predictions {input.predictions:q} --metrics {input.metrics:q} "

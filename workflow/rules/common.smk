@@ -53,8 +53,12 @@ def params_json(ds, keys, **override):
     """The data set's config restricted to ``keys`` as canonical JSON (rule params)."""
     cfg = ds_cfg(ds)
     sub = {k: cfg[k] for k in keys if k in cfg}
-    if keys is INGEST_KEYS:  # preprocessing reads label columns only, not how they are scored
-        sub["tasks"] = [{"column": t["column"], "type": t["type"]} for t in cfg["tasks"]]
+    if (
+        keys is INGEST_KEYS
+    ):  # preprocessing reads label columns only, not how they are scored
+        sub["tasks"] = [
+            {"column": t["column"], "type": t["type"]} for t in cfg["tasks"]
+        ]
     for section, values in override.items():
         sub[section] = {**sub.get(section, {}), **values}
     return json.dumps(sub, sort_keys=True)

@@ -20,7 +20,11 @@ rule report:
         datasets=DATASETS,
         results=lambda wc, output: os.path.dirname(output[0]),
         cfg=lambda wc: json.dumps(
-            {"datasets": {ds: json.loads(params_json(ds, ANALYSIS_KEYS)) for ds in DATASETS}},
+            {
+                "datasets": {
+                    ds: json.loads(params_json(ds, ANALYSIS_KEYS)) for ds in DATASETS
+                }
+            },
             sort_keys=True,
         ),
     shell:
