@@ -27,7 +27,7 @@ from sciclr.data.dna import decode, preprocess_dna_shard
 from sciclr.domains.dna import DOMAIN
 from sciclr.io import write_json
 from sciclr.losses import InfoNCE
-from sciclr.views.dna import kmer_profile, kmer_profiles_ragged, make_view
+from sciclr.views.dna import kmer_profile, kmer_profiles_ragged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,13 +117,8 @@ def bench_step(payload: dict, steps: int, batch_size: int) -> dict:
         t0 = time.perf_counter()
         batch = src.batch(idx, "cpu")
         t1 = time.perf_counter()
-        # the views exactly as forward draws them, timed on their own
-        vg = torch.Generator().manual_seed(s)
-        for _ in range(model.n_seq_views):
-            make_view(batch["codes"], batch["lengths"], model.views, vg)
-        if model.pairing != "augment":
-            x, _ = make_view(batch["codes"], batch["lengths"], model.views, vg)
-            kmer_profile(x, model.kmer_k)
+        # the views exactly as forward draws them (same generator state), timed on their own
+        model.draw_views(batch, torch.Generator().manual_seed(s))
         t2 = time.perf_counter()
         loss = loss_fn(model(batch, g))
         opt.zero_grad(set_to_none=True)

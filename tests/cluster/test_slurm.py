@@ -74,9 +74,14 @@ def _recorded_pids(state: Path) -> dict[str, int]:
     }
 
 
-def _start(state: Path) -> Cluster:
+def _start(state: Path, cpus: int | None = None) -> Cluster:
+    env = dict(os.environ, **({"LOCAL_SLURM_CPUS": str(cpus)} if cpus else {}))
     proc = subprocess.run(
-        ["bash", str(SCRIPT), "start", str(state)], capture_output=True, text=True, timeout=120
+        ["bash", str(SCRIPT), "start", str(state)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if proc.returncode != 0:
         pytest.fail(f"local_slurm.sh start failed:\n{proc.stderr[-4000:]}")
@@ -103,7 +108,9 @@ def slurm() -> Iterator[Cluster]:
     # short path: munge's and slurmd's unix sockets live inside it (107-byte limit)
     state = Path(tempfile.mkdtemp(prefix="sciclr-slurm.", dir="/tmp"))
     try:
-        yield _start(state)
+        # 4 one-CPU job slots on the 2-core test machine: the jobs mostly wait (Python start-up,
+        # status polls), which cuts the run time by a third; see tests/cluster/profile/
+        yield _start(state, cpus=4)
     finally:
         stopped = _stop(state)
         left = [f"{n}:{p}" for n, p in _recorded_pids(state).items() if _alive(p)]
