@@ -286,8 +286,8 @@ class DnaDomain:
         self, payload: Mapping[str, Any], cfg: Mapping[str, Any]
     ) -> dict[str, np.ndarray]:
         """Canonical k-mer frequency profiles of the full records, ``kmer{k}`` → ``(n, F)``
-        float32 for every k in ``preprocess.kmer_k`` (F = 136 for k=4, 2080 for k=6)."""
-        ks = _section(cfg, "preprocess", PREPROCESS_DEFAULTS)["kmer_k"]
+        float32 for every k in ``baselines.kmer_k`` (F = 136 for k=4, 2080 for k=6)."""
+        ks = (cfg.get("baselines") or {}).get("kmer_k", PREPROCESS_DEFAULTS["kmer_k"])
         ks = [ks] if isinstance(ks, int) else list(ks)
         codes = np.asarray(payload["codes"], dtype=np.uint8)
         offsets = np.asarray(payload["offsets"], dtype=np.int64)
@@ -298,7 +298,7 @@ class DnaDomain:
     ) -> DnaContrastiveModel:
         mcfg = _section(cfg, "model", MODEL_DEFAULTS)
         vcfg = _section(cfg, "views", VIEW_DEFAULTS)
-        token_k = int(payload.get("token_k", PREPROCESS_DEFAULTS["token_k"]))
+        token_k = int(payload.get("token_k") or 0)  # absent/None: no tokens were stored
         if mcfg["encoder"] == "transformer" and payload.get("tokens") is None:
             raise SciclrError("model.encoder 'transformer' needs tokens in the preprocessed data")
         views = DnaViewConfig(
