@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sciclr.encoders.dna import DilatedResNet1d, KmerMLP, KmerTransformer, masked_pool, one_hot
+from sciclr.encoders.dna import (
+    DilatedResNet1d,
+    KmerMLP,
+    KmerTransformer,
+    kmer_detector_,
+    masked_pool,
+    one_hot,
+)
 from sciclr.encoders.heads import MLP, ProjectionHead
 from sciclr.views.dna import (
     PAD,
@@ -135,3 +142,33 @@ def test_kmer_mlp_and_heads_shapes():
     assert isinstance(MLP(4, 8, 2, num_layers=1)[0], torch.nn.Linear)
     with pytest.raises(ValueError, match="norm"):
         ProjectionHead(4, 8, 2, norm="group")
+
+
+def test_kmer_detector_init_counts_kmers_exactly():
+    from sciclr.data.dna import encode
+    from sciclr.views.dna import kmer_profile
+
+    conv = torch.nn.Conv1d(4, 300, 9, padding=4)
+    assert kmer_detector_(conv, 4) == 256
+    s = "ACGTTGCANNNNACGTAAAAAC"
+    x = torch.from_numpy(encode(s))[None]
+    fired = torch.relu(conv(one_hot(x)))[0, :256]
+    assert set(fired.unique().tolist()) <= {0.0, 1.0}
+    # summed over positions, the detectors give the plain (non-canonical) 4-mer counts
+    expect = kmer_profile(x, 4, canonical=False, normalize=False)[0]
+    assert torch.equal(fired.sum(1), expect)
+    with pytest.raises(ValueError, match="shorter than the k-mer"):
+        kmer_detector_(torch.nn.Conv1d(4, 8, 3), 4)
+
+
+def test_multiscale_kmer_stem_shapes_and_invariance():
+    torch.manual_seed(0)
+    enc = DilatedResNet1d(
+        channels=16, blocks=1, stem_channels=32, multiscale=True, stem_init="kmer", init_k=2
+    ).eval()
+    codes, lens = random_batch(n=4, width=120)
+    with torch.no_grad():
+        a = enc(codes, lens)
+        b = enc(reverse_complement(codes, lens), lens)
+    assert a.shape == (4, 2 * (16 + 32)) == (4, enc.out_dim)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)

@@ -103,7 +103,7 @@ def encode(seq: str | bytes) -> np.ndarray:
     """Encode one sequence to codes (upper-cases, IUPAC → N, drops gaps). For tests and tools;
     ingest encodes whole files at once. Raises ValueError on a non-nucleotide letter."""
     data = seq.encode("latin-1") if isinstance(seq, str) else bytes(seq)
-    out = np.frombuffer(data.translate(_CODE_TABLE, _DROP_BYTES), dtype=np.uint8)
+    out = np.frombuffer(data.translate(_CODE_TABLE, _DROP_BYTES), dtype=np.uint8).copy()
     if (out == 255).any():
         bad = sorted({chr(c) for c in data.translate(None, _DROP_BYTES) if _CODE[c] == 255})
         raise ValueError(f"not a nucleotide sequence: letters {bad}")

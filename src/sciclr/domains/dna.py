@@ -69,7 +69,11 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "encoder": "cnn",  # cnn | transformer
     "pairing": "augment",  # augment | kmer | both
     "rc_invariant": True,  # exact reverse-complement invariance of the embedding
-    "channels": 128,  # CNN width
+    "channels": 128,  # CNN width (residual blocks)
+    "stem_channels": None,  # width of the stem conv (None = channels)
+    "stem_init": "random",  # random | kmer (stem starts as exact init_k-mer detectors)
+    "init_k": 4,
+    "multiscale": False,  # embedding also pools the stem features
     "blocks": 4,  # residual blocks
     "kernel_size": 5,
     "stem_kernel": 9,
@@ -253,6 +257,10 @@ def build_encoder(mcfg: Mapping[str, Any], token_k: int) -> nn.Module:
             convs_per_block=int(mcfg["convs_per_block"]),
             pooling=str(mcfg["pooling"]),
             rc_invariant=bool(mcfg["rc_invariant"]),
+            stem_channels=None if mcfg["stem_channels"] is None else int(mcfg["stem_channels"]),
+            multiscale=bool(mcfg["multiscale"]),
+            stem_init=str(mcfg["stem_init"]),
+            init_k=int(mcfg["init_k"]),
         )
     if kind == "transformer":
         return KmerTransformer(

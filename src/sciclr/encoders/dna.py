@@ -31,7 +31,14 @@ from sciclr.views.dna import (
     token_reverse_complement,
 )
 
-__all__ = ["DilatedResNet1d", "KmerMLP", "KmerTransformer", "masked_pool", "one_hot"]
+__all__ = [
+    "DilatedResNet1d",
+    "KmerMLP",
+    "KmerTransformer",
+    "kmer_detector_",
+    "masked_pool",
+    "one_hot",
+]
 
 
 def one_hot(codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -89,15 +96,43 @@ class _ResBlock(nn.Module):
         return x + h
 
 
+def kmer_detector_(conv: nn.Conv1d, k: int) -> int:
+    """Initialise the first ``min(out_channels, 4**k)`` filters of a one-hot conv as exact
+    k-mer detectors: filter ``c`` scores +2 per matching base of k-mer ``c`` (centred in the
+    kernel) with bias ``-(2k - 1)``, so after ReLU it is 1 on that k-mer and 0 elsewhere
+    (a window with an N, which scores 0.5, stays at or below 0). Mean-pooled, these channels start as the k-mer frequency
+    profile, the classic composition signal (tetranucleotide frequencies: Teeling et al. 2004);
+    training is free to move them. Returns the number of filters set."""
+    width = conv.kernel_size[0]
+    if k > width:
+        raise ValueError(f"stem_kernel {width} is shorter than the k-mer length {k}")
+    n = min(conv.out_channels, 4**k)
+    off = (width - k) // 2
+    with torch.no_grad():
+        conv.weight[:n].zero_()
+        idx = torch.arange(n)
+        for j in range(k):  # base j (most significant first) of k-mer idx
+            base = (idx >> (2 * (k - 1 - j))) & 3
+            conv.weight[idx, base, off + j] = 2.0
+        if conv.bias is not None:
+            conv.bias[:n] = -(2 * k - 1)
+    return n
+
+
 class DilatedResNet1d(nn.Module):
     """Residual dilated 1-D CNN over one-hot DNA with masked mean(+max) pooling.
 
-    stem conv (``stem_kernel``) → max-pool by ``pool`` → ``blocks`` residual blocks with
-    dilations cycling through ``dilations`` (receptive field grows exponentially, as in
-    Basenji, Kelley et al. 2018, Genome Res 28:739) → BN → ReLU → masked pooling.
+    stem conv (``stem_kernel``, ``stem_channels``) → max-pool by ``pool`` → BN → ReLU →
+    1×1 conv to ``channels`` → ``blocks`` residual blocks with dilations cycling through
+    ``dilations`` (receptive field grows exponentially, as in Basenji, Kelley et al. 2018,
+    Genome Res 28:739) → BN → ReLU → masked pooling. With ``multiscale`` the pooled stem
+    features are concatenated to the pooled output (short motifs/composition next to longer
+    context), and ``stem_init="kmer"`` starts the stem as exact ``init_k``-mer detectors
+    (:func:`kmer_detector_`).
 
     Input ``codes`` ``(N, L)``, ``lengths`` ``(N,)``; output ``(N, out_dim)`` with
-    ``out_dim = 2 * channels`` for ``"meanmax"`` pooling, ``channels`` for ``"mean"``.
+    ``out_dim = p * (channels + multiscale * stem_channels)``, ``p`` = 2 for ``"meanmax"``
+    pooling and 1 for ``"mean"``.
     """
 
     def __init__(
@@ -111,19 +146,32 @@ class DilatedResNet1d(nn.Module):
         convs_per_block: int = 1,
         pooling: str = "meanmax",
         rc_invariant: bool = True,
+        stem_channels: int | None = None,
+        multiscale: bool = False,
+        stem_init: str = "random",
+        init_k: int = 4,
     ) -> None:
         super().__init__()
         if kernel_size % 2 == 0 or stem_kernel % 2 == 0:
             raise ValueError("kernel sizes must be odd (symmetric 'same' padding)")
+        if stem_init not in ("random", "kmer"):
+            raise ValueError(f"stem_init must be 'random' or 'kmer', got {stem_init!r}")
         self.pool, self.pooling, self.rc_invariant = int(pool), pooling, bool(rc_invariant)
-        self.stem = nn.Conv1d(4, channels, stem_kernel, padding=stem_kernel // 2)
+        self.multiscale = bool(multiscale)
+        stem_channels = int(stem_channels or channels)
+        self.stem = nn.Conv1d(4, stem_channels, stem_kernel, padding=stem_kernel // 2)
+        if stem_init == "kmer":
+            kmer_detector_(self.stem, init_k)
+        self.stem_act = nn.Sequential(nn.BatchNorm1d(stem_channels), nn.ReLU())
+        self.reduce = nn.Conv1d(stem_channels, channels, 1, bias=False)
         dil = list(dilations) or [1]
         self.blocks = nn.ModuleList(
             _ResBlock(channels, kernel_size, dil[i % len(dil)], convs_per_block)
             for i in range(blocks)
         )
         self.final = nn.Sequential(nn.BatchNorm1d(channels), nn.ReLU())
-        self.out_dim = channels * (2 if pooling == "meanmax" else 1)
+        per = 2 if pooling == "meanmax" else 1
+        self.out_dim = per * (channels + (stem_channels if self.multiscale else 0))
 
     def _pooled(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         h = self.stem(one_hot(codes, self.stem.weight.dtype))
@@ -136,10 +184,14 @@ class DilatedResNet1d(nn.Module):
         valid_len = torch.div(lengths + self.pool - 1, self.pool, rounding_mode="floor")
         valid = torch.arange(h.shape[-1], device=h.device)[None, :] < valid_len[:, None]
         keep = valid[:, None, :].to(h.dtype)
-        h = torch.where(valid[:, None, :], h, torch.zeros((), dtype=h.dtype, device=h.device))
+        s = self.stem_act(torch.where(valid[:, None, :], h, torch.zeros((), dtype=h.dtype)))
+        h = self.reduce(s * keep)
         for block in self.blocks:
             h = block(h, keep)
-        return masked_pool(self.final(h), valid, self.pooling)
+        out = masked_pool(self.final(h), valid, self.pooling)
+        if self.multiscale:
+            out = torch.cat([masked_pool(s, valid, self.pooling), out], dim=1)
+        return out
 
     def forward(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.rc_invariant:
