@@ -8,7 +8,7 @@
 # Everything lives in one state directory: munge key and socket, slurm.conf, spool, logs and
 # the PIDs of the three daemons started here. Nothing is written to /etc and no system daemon
 # is touched: clients find the cluster through SLURM_CONF=<dir>/slurm.conf (sbatch exports
-# the environment into the jobs, so srun inside a job finds it too), munge through
+# it into the jobs; srun inside a job needs one more step, see below), munge through
 # AuthInfo=socket=<dir>/munge/munge.socket, and the ports are picked free at start, so this
 # cluster can run next to another one.
 #
