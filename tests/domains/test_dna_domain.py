@@ -40,7 +40,8 @@ def tiny_cfg(**model) -> dict:
         "id_column": "id",
         "split_column": "split",
         "tasks": [{"column": "label", "type": "classification"}],
-        "preprocess": {"min_length": 100, "max_length": 1200, "token_k": 3, "kmer_k": [2, 4]},
+        "preprocess": {"min_length": 100, "max_length": 1200, "token_k": 3},
+        "baselines": {"kmer_k": [2, 4]},
         "views": {"crop_min": 100, "crop_max": 300, "n_views": 2, "kmer_k": 3},
         "model": {**SMALL, **model},
     }
