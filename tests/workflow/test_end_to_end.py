@@ -158,7 +158,8 @@ datasets:
     tasks:
       - {column: organism, type: classification, cluster: true}
       - {column: gc, type: regression}
-    analysis: {targets: {}}
+    train: {epochs: 1}
+    analysis: {targets: {}, clustering: [kmeans]}
   materials:
     input: mydata/crystals.csv
     cif_column: structure
@@ -167,7 +168,8 @@ datasets:
     tasks:
       - {column: Ef, type: regression}
       - {column: crystal_system, type: classification, cluster: true}
-    analysis: {targets: {}}
+    train: {epochs: 1}
+    analysis: {targets: {}, clustering: [kmeans]}
 """
     )
     proc = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", "byod.yaml")
