@@ -329,3 +329,15 @@ def test_params_inline_or_file(tmp_path: Path) -> None:
         load_params("{nope")
     with pytest.raises(SciclrError, match="neither a JSON object nor an existing file"):
         load_params(str(tmp_path / "absent.json"))
+
+
+def test_pair_similarities_separate_positives_after_training(tmp_path):
+    """Training writes similarities.npz; positives end up more similar than negatives."""
+    data = make_dataset(tmp_path / "data")
+    run_training(make_cfg(epochs=4), data, tmp_path / "run")
+    sims = np.load(tmp_path / "run" / "similarities.npz")
+    pos, neg = sims["pos"], sims["neg"]
+    assert len(pos) > 0 and len(neg) > len(pos)
+    assert np.isfinite(pos).all() and np.isfinite(neg).all()
+    assert np.all(np.abs(pos) <= 1 + 1e-5) and np.all(np.abs(neg) <= 1 + 1e-5)
+    assert pos.mean() > neg.mean() + 0.2, (pos.mean(), neg.mean())

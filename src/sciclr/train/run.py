@@ -27,6 +27,7 @@ from sciclr.train.evaluate import KnnEvaluator
 from sciclr.train.launch import run_under_torchrun
 from sciclr.train.loop import Trainer
 from sciclr.train.objective import build_loss
+from sciclr.train.similarities import pair_similarities
 
 __all__ = ["load_data", "resolve_world_size", "run_embedding", "run_training"]
 
@@ -166,11 +167,42 @@ def run_training(
         result = trainer.fit()
         if ctx.is_main and not result.noop:
             result.summary["selection"]["evaluator"] = why
+            _write_similarities(domain, payload, source, train_idx, out_dir, device, tcfg)
             write_json(out_dir / "train_summary.json", result.summary)
             return result.summary
         return None
     finally:
         shutdown_distributed()
+
+
+def _load_trained(domain: Domain, payload: Mapping[str, Any], checkpoint: str | Path):
+    """The model of ``checkpoint``, built from the config stored with it."""
+    state = load_checkpoint(checkpoint)
+    model = domain.build_model(payload, state["cfg"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise SciclrError(
+            f"{checkpoint}: does not fit the model built from its config ({first})"
+        ) from None
+    return model
+
+
+def _write_similarities(
+    domain: Domain,
+    payload: Mapping[str, Any],
+    source: DataSource,
+    train_idx: np.ndarray,
+    out_dir: Path,
+    device: torch.device,
+    tcfg: TrainConfig,
+) -> None:
+    """``similarities.npz`` (``pos``, ``neg``) of the final model, for the report's histogram."""
+    model = _load_trained(domain, payload, out_dir / "checkpoint.pt").to(device)
+    pos, neg = pair_similarities(model, source, train_idx, device, seed=tcfg.seed)
+    with atomic_path(out_dir / "similarities.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, pos=pos, neg=neg)
 
 
 def run_embedding(
@@ -191,15 +223,7 @@ def run_embedding(
     payload, records = load_data(data_dir)
     source = _source(domain, payload, records, data_dir)
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-        model = domain.build_model(payload, state["cfg"])
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise SciclrError(
-                f"{checkpoint}: does not fit the model built from its config ({first})"
-            ) from None
+        model = _load_trained(domain, payload, checkpoint)
     else:
         torch.manual_seed(tcfg.seed)
         model = domain.build_model(payload, cfg)
