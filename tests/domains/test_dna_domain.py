@@ -141,6 +141,23 @@ def test_embedding_is_strand_invariant_through_the_domain(processed):
         torch.testing.assert_close(model.embed(batch), model.embed(flipped), rtol=0, atol=1e-5)
 
 
+def test_rc_invariance_of_the_embedding_only(processed):
+    """rc_invariant: "embed" trains on single strands but embeds symmetrised."""
+    torch.manual_seed(0)
+    model = DOMAIN.build_model(processed.payload, tiny_cfg(rc_invariant="embed"))
+    assert model.encoder.rc_invariant and not model.rc_train
+    model.eval()
+    batch = DOMAIN.data_source(processed.payload).batch(torch.arange(20), torch.device("cpu"))
+    flipped = dict(batch, codes=reverse_complement(batch["codes"], batch["lengths"]))
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed(batch), model.embed(flipped), rtol=0, atol=1e-5)
+        one = model.encoder(batch["codes"], batch["lengths"], symmetrize=False)
+        other = model.encoder(flipped["codes"], batch["lengths"], symmetrize=False)
+    assert (one - other).abs().max() > 1e-3
+    with pytest.raises(SciclrError, match="rc_invariant"):
+        DOMAIN.build_model(processed.payload, tiny_cfg(rc_invariant="sometimes"))
+
+
 def test_short_training_lowers_the_loss(processed):
     torch.manual_seed(0)
     cfg = tiny_cfg(rc_invariant=False)

@@ -68,7 +68,9 @@ VIEW_DEFAULTS: dict[str, Any] = {
 MODEL_DEFAULTS: dict[str, Any] = {
     "encoder": "cnn",  # cnn | transformer
     "pairing": "augment",  # augment | kmer | both
-    "rc_invariant": True,  # exact reverse-complement invariance of the embedding
+    # exact reverse-complement invariance: true = the encoder is symmetrised in training and
+    # embedding; "embed" = only the embedding (training sees random strands, half the cost)
+    "rc_invariant": True,
     "channels": 128,  # CNN width (residual blocks)
     "stem_channels": None,  # width of the stem conv (None = channels)
     "stem_init": "random",  # random | kmer (stem starts as exact init_k-mer detectors)
@@ -163,12 +165,14 @@ class DnaContrastiveModel(ContrastiveModel):
         kmer_hidden: int = 256,
         proj_hidden: int = 256,
         proj_dim: int = 128,
+        rc_mode: str = "always",
     ) -> None:
         super().__init__()
         if pairing not in ("augment", "kmer", "both"):
             raise SciclrError(f"model.pairing must be augment, kmer or both, got {pairing!r}")
         self.encoder = encoder
         self.views, self.pairing, self.kmer_k = views, pairing, int(kmer_k)
+        self.rc_mode = rc_mode
         self.n_seq_views = 1 if pairing == "kmer" else int(n_views)
         if pairing == "augment" and self.n_seq_views < 2:
             raise SciclrError("views.n_views must be >= 2 for pairing 'augment'")
@@ -230,7 +234,7 @@ class DnaContrastiveModel(ContrastiveModel):
     ) -> torch.Tensor:
         with record_function(VIEWS_LABEL):
             views = self.draw_views(batch, generator)
-        h = self.encoder(views["x"], views["lengths"])
+        h = self.encoder(views["x"], views["lengths"], symmetrize=self.rc_train)
         z = self.head(h).view(self.n_seq_views, -1, self.head.out_dim)
         if self.pairing == "augment":
             return z
@@ -241,6 +245,19 @@ class DnaContrastiveModel(ContrastiveModel):
         if self.tokens:
             return self.encoder(batch["tokens"], batch["n_tokens"])
         return self.encoder(batch["codes"], batch["lengths"])
+
+    @property
+    def rc_train(self) -> bool:
+        """Whether training forwards are symmetrised too (``rc_invariant: true``)."""
+        return self.encoder.rc_invariant and self.rc_mode != "embed"
+
+
+def _rc_flag(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    if value == "embed":
+        return True
+    raise SciclrError(f"model.rc_invariant must be true, false or 'embed', got {value!r}")
 
 
 def build_encoder(mcfg: Mapping[str, Any], token_k: int) -> nn.Module:
@@ -256,7 +273,7 @@ def build_encoder(mcfg: Mapping[str, Any], token_k: int) -> nn.Module:
             dilations=[int(d) for d in mcfg["dilations"]],
             convs_per_block=int(mcfg["convs_per_block"]),
             pooling=str(mcfg["pooling"]),
-            rc_invariant=bool(mcfg["rc_invariant"]),
+            rc_invariant=_rc_flag(mcfg["rc_invariant"]),
             stem_channels=None if mcfg["stem_channels"] is None else int(mcfg["stem_channels"]),
             multiscale=bool(mcfg["multiscale"]),
             stem_init=str(mcfg["stem_init"]),
@@ -270,7 +287,7 @@ def build_encoder(mcfg: Mapping[str, Any], token_k: int) -> nn.Module:
             layers=int(mcfg["layers"]),
             ff=int(mcfg["ff"]),
             pooling=str(mcfg["pooling"]),
-            rc_invariant=bool(mcfg["rc_invariant"]),
+            rc_invariant=_rc_flag(mcfg["rc_invariant"]),
         )
     raise SciclrError(f"model.encoder must be 'cnn' or 'transformer', got {kind!r}")
 
@@ -326,6 +343,7 @@ class DnaDomain:
             kmer_hidden=int(mcfg["kmer_hidden"]),
             proj_hidden=int(mcfg["proj_hidden"]),
             proj_dim=int(mcfg["proj_dim"]),
+            rc_mode="embed" if mcfg["rc_invariant"] == "embed" else "always",
         )
 
 

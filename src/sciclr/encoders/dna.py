@@ -193,8 +193,12 @@ class DilatedResNet1d(nn.Module):
             out = torch.cat([masked_pool(s, valid, self.pooling), out], dim=1)
         return out
 
-    def forward(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if not self.rc_invariant:
+    def forward(
+        self, codes: torch.Tensor, lengths: torch.Tensor, symmetrize: bool | None = None
+    ) -> torch.Tensor:
+        """``symmetrize`` overrides ``rc_invariant`` for this call (e.g. training on random
+        strands, embedding symmetrised)."""
+        if not (self.rc_invariant if symmetrize is None else symmetrize):
             return self._pooled(codes, lengths)
         n = codes.shape[0]
         both = torch.cat([codes, reverse_complement(codes, lengths)], dim=0)
@@ -250,8 +254,10 @@ class KmerTransformer(nn.Module):
         h = self.norm(self.encoder(h, src_key_padding_mask=~valid))
         return masked_pool(h.transpose(1, 2), valid, self.pooling)
 
-    def forward(self, tokens: torch.Tensor, n_tokens: torch.Tensor) -> torch.Tensor:
-        if not self.rc_invariant:
+    def forward(
+        self, tokens: torch.Tensor, n_tokens: torch.Tensor, symmetrize: bool | None = None
+    ) -> torch.Tensor:
+        if not (self.rc_invariant if symmetrize is None else symmetrize):
             return self._pooled(tokens, n_tokens)
         n = tokens.shape[0]
         both = torch.cat([tokens, token_reverse_complement(tokens, n_tokens, self.k)], dim=0)
