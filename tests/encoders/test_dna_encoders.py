@@ -170,5 +170,30 @@ def test_multiscale_kmer_stem_shapes_and_invariance():
     with torch.no_grad():
         a = enc(codes, lens)
         b = enc(reverse_complement(codes, lens), lens)
-    assert a.shape == (4, 2 * (16 + 32)) == (4, enc.out_dim)
+    assert a.shape == (4, 2 * 16 + 32) == (4, enc.out_dim)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_composition_branch_starts_as_the_kmer_profile():
+    from sciclr.views.dna import kmer_profile
+
+    torch.manual_seed(0)
+    enc = DilatedResNet1d(
+        channels=8,
+        blocks=1,
+        stem_channels=256,
+        multiscale=True,
+        stem_init="kmer",
+        rc_invariant=False,
+    ).eval()
+    codes, lens = random_batch(n=5, width=200)
+    with torch.no_grad():
+        comp = enc(codes, lens)[:, :256]
+    counts = kmer_profile(codes, 4, canonical=False, normalize=False)
+    torch.testing.assert_close(comp * lens[:, None], counts, rtol=0, atol=1e-4)
+
+
+def test_neck_sets_the_embedding_width():
+    enc = DilatedResNet1d(channels=8, blocks=1, stem_channels=16, multiscale=True, neck=24)
+    codes, lens = random_batch(n=4, width=64)
+    assert enc(codes, lens).shape == (4, 24) and enc.out_dim == 24

@@ -33,7 +33,9 @@ def test_probe_metrics_cover_every_task_and_feature_set(tiny_run, ds):
     assert {"task", "feature_set", "probe", "metric", "value", "ci_low", "ci_high"} <= set(probe)
     assert set(TASKS[ds]) <= set(probe["task"])
     assert {"ssl", "untrained", "dummy", *BASELINES[ds]} <= set(probe["feature_set"])
-    assert np.isfinite(probe["value"]).all()
+    # a constant (dummy) prediction has no rank correlation: the only undefined value allowed
+    undefined = (probe["feature_set"] == "dummy") & (probe["metric"] == "spearman")
+    assert np.isfinite(probe.loc[~undefined, "value"]).all(), probe[~np.isfinite(probe["value"])]
     with_ci = probe.dropna(subset=["ci_low", "ci_high"])
     assert len(with_ci) > 0
     tol = 1e-9
@@ -114,11 +116,11 @@ def test_second_run_does_nothing(tiny_run):
 
 
 def test_training_param_change_reruns_training_not_preprocessing(tiny_run):
-    (tiny_run / "lr.yaml").write_text("datasets:\n  genomics:\n    train: {lr: 0.002}\n")
+    (tiny_run / "lr.yaml").write_text("datasets:\n  genomics:\n    train: {lr: 0.005}\n")
     proc = snakemake(tiny_run, "-n", "--configfile", "config/test.yaml", "lr.yaml")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    jobs = out[out.index("Job stats:") :].split("Reasons:")[0]
+    jobs = out[out.rindex("Job stats:") :].split("Reasons:")[0]
     assert "train " in jobs and "probe " in jobs and "report " in jobs, out
     for rule in ("preprocess_shard", "gather", "features"):
         assert rule not in jobs, out

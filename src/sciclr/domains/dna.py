@@ -75,7 +75,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "stem_channels": None,  # width of the stem conv (None = channels)
     "stem_init": "random",  # random | kmer (stem starts as exact init_k-mer detectors)
     "init_k": 4,
-    "multiscale": False,  # embedding also pools the stem features
+    "multiscale": False,  # add a composition branch: mean of ReLU(stem) over all bases
+    "neck": 0,  # width of an MLP on the pooled features (0 = none); its output is the embedding
     "blocks": 4,  # residual blocks
     "kernel_size": 5,
     "stem_kernel": 9,
@@ -278,6 +279,7 @@ def build_encoder(mcfg: Mapping[str, Any], token_k: int) -> nn.Module:
             multiscale=bool(mcfg["multiscale"]),
             stem_init=str(mcfg["stem_init"]),
             init_k=int(mcfg["init_k"]),
+            neck=int(mcfg["neck"]),
         )
     if kind == "transformer":
         return KmerTransformer(

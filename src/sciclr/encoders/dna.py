@@ -125,14 +125,15 @@ class DilatedResNet1d(nn.Module):
     stem conv (``stem_kernel``, ``stem_channels``) → max-pool by ``pool`` → BN → ReLU →
     1×1 conv to ``channels`` → ``blocks`` residual blocks with dilations cycling through
     ``dilations`` (receptive field grows exponentially, as in Basenji, Kelley et al. 2018,
-    Genome Res 28:739) → BN → ReLU → masked pooling. With ``multiscale`` the pooled stem
-    features are concatenated to the pooled output (short motifs/composition next to longer
-    context), and ``stem_init="kmer"`` starts the stem as exact ``init_k``-mer detectors
-    (:func:`kmer_detector_`).
+    Genome Res 28:739) → BN → ReLU → masked pooling. With ``multiscale`` a composition branch
+    (the mean over all bases of ReLU(stem), before any down-sampling) is concatenated to the
+    pooled output; ``stem_init="kmer"`` starts the stem as exact ``init_k``-mer detectors
+    (:func:`kmer_detector_`), so that branch starts as the k-mer frequency profile. ``neck``
+    > 0 adds a 2-layer MLP (BN, ReLU) on the pooled vector, whose output is the embedding.
 
-    Input ``codes`` ``(N, L)``, ``lengths`` ``(N,)``; output ``(N, out_dim)`` with
-    ``out_dim = p * (channels + multiscale * stem_channels)``, ``p`` = 2 for ``"meanmax"``
-    pooling and 1 for ``"mean"``.
+    Input ``codes`` ``(N, L)``, ``lengths`` ``(N,)``; output ``(N, out_dim)``: ``neck`` when
+    set, else ``p * channels + multiscale * stem_channels`` (``p`` = 2 for ``"meanmax"``
+    pooling, 1 for ``"mean"``).
     """
 
     def __init__(
@@ -150,6 +151,7 @@ class DilatedResNet1d(nn.Module):
         multiscale: bool = False,
         stem_init: str = "random",
         init_k: int = 4,
+        neck: int = 0,
     ) -> None:
         super().__init__()
         if kernel_size % 2 == 0 or stem_kernel % 2 == 0:
@@ -171,10 +173,17 @@ class DilatedResNet1d(nn.Module):
         )
         self.final = nn.Sequential(nn.BatchNorm1d(channels), nn.ReLU())
         per = 2 if pooling == "meanmax" else 1
-        self.out_dim = per * (channels + (stem_channels if self.multiscale else 0))
+        pooled = per * channels + (stem_channels if self.multiscale else 0)
+        self.neck = (
+            MLP(pooled, neck, neck, num_layers=2, final_activation=True) if neck else nn.Identity()
+        )
+        self.out_dim = neck or pooled
 
     def _pooled(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         h = self.stem(one_hot(codes, self.stem.weight.dtype))
+        if self.multiscale:  # composition branch: mean of ReLU(stem) over the bases
+            full = torch.arange(h.shape[-1], device=h.device)[None, :] < lengths[:, None]
+            comp = masked_pool(F.relu(h), full, "mean")
         if self.pool > 1:
             # past-the-end positions must not win a pooling window that straddles the end
             end = (
@@ -190,8 +199,8 @@ class DilatedResNet1d(nn.Module):
             h = block(h, keep)
         out = masked_pool(self.final(h), valid, self.pooling)
         if self.multiscale:
-            out = torch.cat([masked_pool(s, valid, self.pooling), out], dim=1)
-        return out
+            out = torch.cat([comp, out], dim=1)
+        return self.neck(out)
 
     def forward(
         self, codes: torch.Tensor, lengths: torch.Tensor, symmetrize: bool | None = None

@@ -242,13 +242,14 @@ def kmer_profiles_ragged(
     k: int,
     canonical: bool = True,
     normalize: bool = True,
-    chunk_bases: int = 1 << 24,
+    chunk_bases: int = 1 << 18,
 ) -> np.ndarray:
     """k-mer profiles of ragged sequences (one flat code array + ``offsets`` (n+1,)) → ``(n, F)``.
 
     The preprocessing-side twin of :func:`kmer_profile` (same counts), vectorised over the
-    whole flat array in chunks of about ``chunk_bases`` bases: window indices are built in the
-    smallest integer type and all records of a chunk are counted with one ``np.bincount``.
+    flat array in chunks of about ``chunk_bases`` bases (small enough to stay in cache: 2**18
+    is ~2x faster than one pass over 7 Mbp): window indices are built in the smallest integer
+    type and all records of a chunk are counted with one ``np.bincount``.
     """
     codes = np.asarray(codes, dtype=np.uint8)
     offsets = np.asarray(offsets, dtype=np.int64)
@@ -259,6 +260,13 @@ def kmer_profiles_ragged(
     if n == 0:
         return out
     idx_dtype = np.uint8 if k <= 4 else (np.uint16 if k <= 8 else np.uint32)
+    # k <= 4: the window index is a byte and F < 256, so the canonical map is a bytes.translate
+    # table (a C loop, ~3x faster than fancy indexing, which first widens the index to intp)
+    byte_table = None
+    if k <= 4:
+        byte_table = np.zeros(256, dtype=np.uint8)
+        byte_table[: len(table)] = table
+        byte_table = byte_table.tobytes()
     lo = 0
     while lo < n:
         # records [lo, hi) holding about chunk_bases bases (at least one record)
@@ -268,21 +276,31 @@ def kmer_profiles_ragged(
         seg = codes[a:b]
         m = len(seg) - k + 1
         if m > 0:
-            idx = np.zeros(m, dtype=idx_dtype)
-            bad = np.zeros(m, dtype=bool)
-            for j in range(k):
-                cj = seg[j : j + m]
-                idx = (idx << 2) | (cj & 3).astype(idx_dtype, copy=False)
-                bad |= cj > 3
+            # window index and "has an N" flag, built in place in the smallest dtype
+            low = (seg & 3).astype(idx_dtype)
+            is_n = seg > 3
+            idx = low[:m].copy()
+            bad = is_n[:m].copy()
+            for j in range(1, k):
+                idx <<= 2
+                idx |= low[j : j + m]
+                bad |= is_n[j : j + m]
             # windows crossing a record end: start within k-1 of the next record's offset
             ends = offsets[lo + 1 : hi + 1] - a
             for j in range(1, k):
                 cross = ends - j
                 bad[cross[(cross >= 0) & (cross < m)]] = True
-            rec = np.repeat(np.arange(hi - lo, dtype=np.int64), np.diff(offsets[lo : hi + 1]))[:m]
-            feat = table[idx].astype(np.int64)
-            flat = rec * (f + 1) + np.where(bad, f, feat)
-            counts = np.bincount(flat, minlength=(hi - lo) * (f + 1))
+            # one bincount over (record, feature) pairs; invalid windows go to column f
+            if byte_table is not None:
+                feat = np.frombuffer(idx.tobytes().translate(byte_table), np.uint8)
+                feat = feat.astype(np.int64)
+            else:
+                feat = table[idx].astype(np.int64)
+            feat[bad] = f
+            feat += np.repeat(
+                np.arange(hi - lo, dtype=np.int64) * (f + 1), np.diff(offsets[lo : hi + 1])
+            )[:m]
+            counts = np.bincount(feat, minlength=(hi - lo) * (f + 1))
             out[lo:hi] = counts.reshape(hi - lo, f + 1)[:, :f]
         lo = hi
     if normalize:
