@@ -201,3 +201,16 @@ def test_verdict_table(tiny_run, ds):
     assert set(TASKS[ds]) & set(verdict["task"])
     compared = verdict.dropna(subset=["delta", "delta_ci_low", "delta_ci_high"])
     assert (compared["delta_ci_low"] <= compared["delta_ci_high"]).all()
+
+
+def test_temperature_sweep_target(tiny_run):
+    """`snakemake sweep` retrains at each configured τ and summarises probe quality vs τ."""
+    proc = snakemake(tiny_run, "sweep", "--cores", "2", "--configfile", "config/test.yaml")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    summary = read_tsv(tiny_run / "results" / "materials" / "sweep" / "summary.tsv")
+    assert sorted(set(summary["tau"])) == [0.1, 0.5]
+    assert np.isfinite(summary["value"]).any()
+    assert (tiny_run / "results" / "materials" / "sweep" / "summary.png").stat().st_size > 1000
+    for tau in ("0.1", "0.5"):
+        m = pd.read_csv(tiny_run / "results" / "materials" / "runs" / f"tau{tau}" / "metrics.csv")
+        assert np.allclose(m["temperature"], float(tau), rtol=1e-5)
