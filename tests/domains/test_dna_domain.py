@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "resources" / "dna" / "tiny"
 SMALL = {
     "channels": 16,
+    "stem_channels": 32,
     "blocks": 2,
     "proj_hidden": 32,
     "proj_dim": 16,

@@ -21,6 +21,19 @@ import torch
 from torch import nn
 
 
+def config_section(
+    cfg: Mapping[str, Any], key: str, defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``defaults`` overlaid with the non-null values of ``cfg[key]``.
+
+    The workflow fills every default from the schema; the defaults here serve direct API and CLI
+    use, and a test keeps the two equal.
+    """
+    out = dict(defaults)
+    out.update({k: v for k, v in (cfg.get(key) or {}).items() if v is not None})
+    return out
+
+
 @dataclass
 class Processed:
     """What preprocessing produces for one data set (or one shard of it).

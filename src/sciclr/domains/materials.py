@@ -24,7 +24,7 @@ from torch import nn
 from sciclr.data.crystal_batch import CrystalBatch, CrystalSource
 from sciclr.data.crystals import merge as merge_crystals
 from sciclr.data.crystals import preprocess_shard as preprocess_crystals
-from sciclr.domains.base import ContrastiveModel, Processed
+from sciclr.domains.base import ContrastiveModel, Processed, config_section
 from sciclr.encoders.crystals import CrystalGNN
 from sciclr.encoders.heads import MLP, ProjectionHead
 from sciclr.errors import SciclrError
@@ -62,12 +62,6 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "proj_hidden": 256,  # projection head
     "proj_dim": 128,
 }
-
-
-def _section(cfg: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(defaults)
-    out.update({k: v for k, v in (cfg.get(key) or {}).items() if v is not None})
-    return out
 
 
 def _pairing(value: Any) -> list[str]:
@@ -148,8 +142,8 @@ class MaterialsDomain:
     def build_model(
         self, payload: Mapping[str, Any], cfg: Mapping[str, Any]
     ) -> CrystalContrastiveModel:
-        mcfg = _section(cfg, "model", MODEL_DEFAULTS)
-        views = CrystalViewConfig.from_cfg(_section(cfg, "views", VIEW_DEFAULTS))
+        mcfg = config_section(cfg, "model", MODEL_DEFAULTS)
+        views = CrystalViewConfig.from_cfg(config_section(cfg, "views", VIEW_DEFAULTS))
         meta = payload.get("meta", {})
         gnn = CrystalGNN(
             hidden=int(mcfg["hidden"]),

@@ -100,14 +100,12 @@ def _canon_table_torch(k: int, canonical: bool, device: str) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- randomness
-def _rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device):
+def _rand(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     """Uniform [0, 1) draws from ``generator`` (on its own device), returned on ``device``."""
     gdev = generator.device if generator is not None else device
     return torch.rand(shape, generator=generator, device=gdev).to(device)
-
-
-def _valid_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
-    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
 
 
 # ----------------------------------------------------------------------------- base-level views
