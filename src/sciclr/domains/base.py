@@ -21,9 +21,7 @@ import torch
 from torch import nn
 
 
-def config_section(
-    cfg: Mapping[str, Any], key: str, defaults: Mapping[str, Any]
-) -> dict[str, Any]:
+def config_section(cfg: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
     """``defaults`` overlaid with the non-null values of ``cfg[key]``.
 
     The workflow fills every default from the schema; the defaults here serve direct API and CLI
