@@ -192,3 +192,31 @@ def test_bad_model_config_is_a_clear_error(processed):
         DOMAIN.build_model(processed.payload, tiny_cfg(encoder="lstm"))
     with pytest.raises(SciclrError, match=r"model\.pairing"):
         DOMAIN.build_model(processed.payload, tiny_cfg(pairing="mixup"))
+
+
+def test_length_sorted_embedding_equals_unsorted(processed):
+    """embed() batches by length for speed; the result is that of any other batching."""
+    from sciclr.train.embed import embed
+
+    class Unsorted:  # the same source without item_sizes: embedded in the given order
+        def __init__(self, src):
+            self.src = src
+
+        def __len__(self):
+            return len(self.src)
+
+        def batch(self, idx, device):
+            return self.src.batch(idx, device)
+
+    torch.manual_seed(0)
+    model = DOMAIN.build_model(processed.payload, tiny_cfg())
+    src = DOMAIN.data_source(processed.payload)
+    sizes = src.item_sizes()
+    assert sizes.shape == (180,) and sizes.max() <= 1200 and np.ptp(sizes) > 0
+    idx = np.random.default_rng(0).permutation(180)[:150]
+    cpu = torch.device("cpu")
+    sorted_ = embed(model, src, idx, cpu, batch_size=32)
+    plain = embed(model, Unsorted(src), idx, cpu, batch_size=32)
+    one = embed(model, Unsorted(src), idx[:1], cpu, batch_size=1)
+    np.testing.assert_allclose(sorted_, plain, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(sorted_[:1], one, rtol=1e-4, atol=1e-5)

@@ -61,6 +61,16 @@ class DataSource(Protocol):
         ...
 
 
+def item_sizes(source: DataSource) -> np.ndarray | None:
+    """Per-item padded size (e.g. sequence length) when the source pads its batches.
+
+    Sources that pad (DNA) define ``item_sizes()``; :func:`sciclr.train.embed.embed` sorts by it
+    so that each batch pads to similar lengths. Sources that do not pad return ``None``.
+    """
+    fn = getattr(source, "item_sizes", None)
+    return None if fn is None else np.asarray(fn())
+
+
 class ContrastiveModel(nn.Module):
     """Encoders + projection heads of one domain.
 

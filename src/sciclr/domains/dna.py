@@ -119,6 +119,10 @@ class DnaDataSource:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def item_sizes(self) -> np.ndarray:
+        """Bases per record as batched (capped at ``max_length``): embedding sorts by it."""
+        return (self.offsets[1:] - self.offsets[:-1]).clamp(max=self.max_length).numpy()
+
     @staticmethod
     def _gather(flat, offsets, idx, cap, pad):
         start = offsets[idx]

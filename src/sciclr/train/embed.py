@@ -1,5 +1,10 @@
 """Frozen-encoder embeddings: eval mode (BatchNorm uses running statistics), no gradient, no
-augmentation — what probes, clustering and the report see."""
+augmentation — what probes, clustering and the report see.
+
+Items are embedded in order of size when the source pads its batches (DNA), so a batch holds
+similar lengths and pads little; encoders mask padding, so the result does not depend on the
+order, only the time does (1.4x less padded work on the bundled 0.5-1.5 kb fragments).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from sciclr.domains.base import ContrastiveModel, DataSource
+from sciclr.domains.base import ContrastiveModel, DataSource, item_sizes
 
 __all__ = ["embed"]
 
@@ -23,6 +28,11 @@ def embed(
 ) -> np.ndarray:
     """Embeddings ``(len(idx), e)`` float32 of the items ``idx``, in that order."""
     idx = torch.as_tensor(np.asarray(idx), dtype=torch.int64)
+    sizes = item_sizes(source)
+    order = None
+    if sizes is not None and len(idx):
+        order = torch.as_tensor(np.argsort(sizes[idx.numpy()], kind="stable"))
+        idx = idx[order]
     was_training = model.training
     model.eval()
     try:
@@ -34,4 +44,7 @@ def embed(
         model.train(was_training)
     if not parts:
         return np.zeros((0, 0), dtype=np.float32)
-    return torch.cat(parts).numpy().astype(np.float32, copy=False)
+    out = torch.cat(parts)
+    if order is not None:
+        out = out[torch.argsort(order)]
+    return out.numpy().astype(np.float32, copy=False)
