@@ -155,8 +155,8 @@ def fit_linear(
 ) -> tuple[float, str]:
     """Choose the L2 strength: on the val split when it scores, else by k-fold CV on train.
 
-    Returns the chosen value and a note such as ``"C=0.1 (val)"``. Ties go to the stronger
-    regularisation (the first best along the grid from strong to weak).
+    Returns the chosen value and a note such as ``"C=0.1 (val)"``. When several values tie for
+    the best score, the middle one of them is taken (the stronger on an even count).
     """
     name = "alpha" if task.type == "regression" else "C"
     grid = list(settings["ridge_alpha"] if task.type == "regression" else settings["logistic_c"])
@@ -187,6 +187,10 @@ def fit_linear(
     for j in range(1, len(grid)):
         if _better(scores[j], scores[best], task.metric):
             best = j
+    # a plateau of equal best scores (a small or saturated val split): take its middle, not
+    # its strongest edge, which under-fits when the plateau reaches far into strong penalties
+    tied = [j for j in range(len(grid)) if not _better(scores[best], scores[j], task.metric)]
+    best = tied[(len(tied) - 1) // 2]
     return float(grid[best]), f"{name}={grid[best]:g} ({how})"
 
 
