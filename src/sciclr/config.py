@@ -9,6 +9,7 @@ Errors are reported as one line naming the key path and what was expected.
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -147,3 +148,21 @@ def deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
             else copy.deepcopy(v)
         )
     return out
+
+
+def load_params(value: str) -> dict[str, Any]:
+    """Parse ``--params``: a JSON object, or the path of a file holding one (``@`` prefix
+    optional, as for the other ``sciclr`` verbs)."""
+    text, where = value, "--params"
+    if not value.lstrip().startswith("{"):
+        path = Path(value[1:] if value.startswith("@") else value)
+        if not path.exists():
+            raise SciclrError(f"--params {value}: neither a JSON object nor an existing file")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SciclrError(f"{where}: invalid JSON ({exc})") from None
+    if not isinstance(params, dict):
+        raise SciclrError(f"{where}: expected a JSON object, got {type(params).__name__}")
+    return params

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from sciclr.analysis.inputs import load_features, parse_named_paths, read_records
-from sciclr.analysis.spec import Settings, load_params, resolve_tasks
+from sciclr.analysis.spec import Settings, resolve_tasks
+from sciclr.config import load_params
 from sciclr.errors import SciclrError
 
 REC = pd.DataFrame(
@@ -100,7 +101,7 @@ def test_load_params_inline_and_file(tmp_path):
     assert load_params('{"a": 1}') == {"a": 1}
     (tmp_path / "p.json").write_text('{"b": 2}')
     assert load_params(str(tmp_path / "p.json")) == {"b": 2}
-    with pytest.raises(SciclrError, match="params file not found"):
+    with pytest.raises(SciclrError, match="neither a JSON object nor an existing file"):
         load_params(str(tmp_path / "missing.json"))
     with pytest.raises(SciclrError, match="invalid JSON"):
         load_params("{oops")

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import torch
 
+from sciclr.config import load_params
 from sciclr.errors import SciclrError
 from sciclr.io import load_torch, save_torch
 from sciclr.train import run_embedding, run_training
 from sciclr.train.checkpoint import model_state
-from sciclr.train.cli import load_params
 from sciclr.train.config import TrainConfig
 from sciclr.train.distributed import DistContext
 from sciclr.train.evaluate import Evaluation

@@ -23,7 +23,8 @@ from sciclr.analysis.scoring import (
     read_predictions,
     score_prediction,
 )
-from sciclr.analysis.spec import Settings, load_params, resolve_tasks
+from sciclr.analysis.spec import Settings, resolve_tasks
+from sciclr.config import load_params
 from sciclr.errors import SciclrError
 from sciclr.io import write_table
 

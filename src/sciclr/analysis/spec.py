@@ -8,11 +8,9 @@ evaluation; :data:`ANALYSIS_DEFAULTS` is the single list of keys (the workflow s
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +24,6 @@ __all__ = [
     "Settings",
     "Target",
     "TaskData",
-    "load_params",
     "resolve_tasks",
 ]
 
@@ -100,24 +97,6 @@ _OPS = {
     "eq": np.equal,
     "ne": np.not_equal,
 }
-
-
-def load_params(arg: str) -> dict[str, Any]:
-    """Parse ``--params``: inline JSON (starting with ``{``) or the path of a JSON file."""
-    text = arg.strip()
-    source = "--params"
-    if not text.startswith("{"):
-        path = Path(arg)
-        if not path.exists():
-            raise SciclrError(f"{arg}: params file not found (expected a JSON object or a file)")
-        text, source = path.read_text(encoding="utf-8"), str(path)
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SciclrError(f"{source}: invalid JSON ({exc})") from None
-    if not isinstance(params, dict):
-        raise SciclrError(f"{source}: expected a JSON object, got {type(params).__name__}")
-    return params
 
 
 @dataclass(frozen=True)

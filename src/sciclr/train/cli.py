@@ -7,32 +7,12 @@ Snakemake rule passes from its ``params:``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
-from typing import Any
 
+from sciclr.config import load_params
 from sciclr.errors import SciclrError
 
-__all__ = ["load_params", "main", "register"]
-
-
-def load_params(value: str) -> dict[str, Any]:
-    """Parse ``--params``: a JSON object, or the path of a file holding one (``@`` prefix
-    optional, as for the other ``sciclr`` verbs)."""
-    text, where = value, "--params"
-    if not value.lstrip().startswith("{"):
-        path = Path(value[1:] if value.startswith("@") else value)
-        if not path.exists():
-            raise SciclrError(f"--params {value}: neither a JSON object nor an existing file")
-        text, where = path.read_text(encoding="utf-8"), str(path)
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SciclrError(f"{where}: invalid JSON ({exc})") from None
-    if not isinstance(params, dict):
-        raise SciclrError(f"{where}: expected a JSON object, got {type(params).__name__}")
-    return params
+__all__ = ["main", "register"]
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

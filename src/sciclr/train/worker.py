@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sciclr.config import load_params
 from sciclr.errors import SciclrError
-from sciclr.train.cli import load_params
 from sciclr.train.run import run_training
 from sciclr.train.signals import EXIT_RESUMABLE, TrainingInterrupted
 
