@@ -11,46 +11,14 @@ import pytest
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.autograd import Function
 from torch.nn.parallel import DistributedDataParallel
 
 from sciclr.losses import InfoNCE, info_nce
+from sciclr.train.distributed import GlooSyncBatchNorm
 from tests.losses._dist import run_ranks
 
 V, N, D_IN, D = 2, 12, 8, 6
 CASES = [("all", {}), ("cross_view", {}), ("all", {"tau_plus": 0.1, "beta": 0.5})]
-
-
-class _AllReduceSum(Function):
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[override]
-        x = x.clone()
-        dist.all_reduce(x)
-        return x
-
-    @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
-        g = g.clone()
-        dist.all_reduce(g)
-        return g
-
-
-class AllReduceBatchNorm1d(nn.BatchNorm1d):
-    """BatchNorm over the global batch via a differentiable all-reduce.
-
-    Same normalisation as ``nn.SyncBatchNorm``, which in torch 2.13 refuses CPU tensors (its
-    kernels are CUDA-only), so the gloo tests use this stand-in.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and dist.is_initialized()):
-            return super().forward(x)
-        c = x.shape[1]
-        count = torch.full((1,), float(x.shape[0]))
-        stats = _AllReduceSum.apply(torch.cat([x.sum(0), (x * x).sum(0), count]))
-        mean = stats[:c] / stats[-1]
-        var = stats[c : 2 * c] / stats[-1] - mean * mean
-        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
 
 
 def _model(norm: str) -> nn.Module:
@@ -59,7 +27,7 @@ def _model(norm: str) -> nn.Module:
     if norm == "bn":
         layers.append(nn.BatchNorm1d(16))
     elif norm == "sync":
-        layers.append(AllReduceBatchNorm1d(16))
+        layers.append(GlooSyncBatchNorm(16))  # the engine's synced BN for CPU process groups
     layers += [nn.ReLU(), nn.Linear(16, D)]
     return nn.Sequential(*layers)
 
