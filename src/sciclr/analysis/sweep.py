@@ -16,20 +16,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sciclr.analysis.diagnostics import LABELS, read_training_metrics
+from sciclr.analysis.scoring import METRIC_COLUMNS
 from sciclr.errors import SciclrError
 
 __all__ = ["SWEEP_COLUMNS", "parse_sweep_inputs", "sweep_figure", "sweep_summary"]
 
-SWEEP_COLUMNS = [
-    "tau",
-    "dataset",
-    "task",
-    "feature_set",
-    "probe",
-    "metric",
-    "value",
-    "ci_low",
-    "ci_high",
+#: The metric columns that identify a score and its CI, with the run's temperature first.
+SWEEP_COLUMNS = ["tau"] + [
+    c for c in METRIC_COLUMNS if c not in ("task_type", "n_train", "n_test", "param")
 ]
 _TRAINING = ("uniformity", "alignment", "loss", "mi_bound", "pos_sim", "neg_sim")
 
