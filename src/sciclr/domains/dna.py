@@ -315,7 +315,7 @@ class DnaDomain:
     ) -> dict[str, np.ndarray]:
         """Canonical k-mer frequency profiles of the full records, ``kmer{k}`` → ``(n, F)``
         float32 for every k in ``baselines.kmer_k`` (F = 136 for k=4, 2080 for k=6)."""
-        ks = (cfg.get("baselines") or {}).get("kmer_k", PREPROCESS_DEFAULTS["kmer_k"])
+        ks = config_section(cfg, "baselines", {"kmer_k": PREPROCESS_DEFAULTS["kmer_k"]})["kmer_k"]
         ks = [ks] if isinstance(ks, int) else list(ks)
         codes = np.asarray(payload["codes"], dtype=np.uint8)
         offsets = np.asarray(payload["offsets"], dtype=np.int64)
