@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from sciclr.data.crystal_batch import CrystalBatch
+from sciclr.data.lattice import lattice_invariants
 from sciclr.encoders.crystals import SHELLS, CGConv, CrystalGNN, GaussianRBF, bond_orientations
 
 
@@ -31,6 +32,9 @@ def toy_batch(seed: int = 0, n_graphs: int = 3) -> CrystalBatch:
         edge_dist=vec.norm(dim=-1),
         composition=torch.rand(n_graphs, 118, generator=g),
         xrd=torch.rand(n_graphs, 320, generator=g),
+        cell=lattice_invariants(
+            torch.randn(n_graphs, 3, 3, generator=g) + 4 * torch.eye(3), sizes
+        ),
         num_graphs=n_graphs,
     )
 
@@ -63,9 +67,17 @@ def test_cgconv_equals_concatenated_formulation():
 def test_pooling_is_per_graph_and_order_invariant():
     torch.manual_seed(0)
     b = toy_batch()
-    for pooling, readout, width in (("mean", "concat", 48), ("attention", "last", 16)):
+    cases = (("mean", "concat", False, 48), ("attention", "last", True, 32))
+    for pooling, readout, lattice, width in cases:
         gnn = CrystalGNN(
-            hidden=16, layers=2, n_rbf=8, cutoff=6.0, pooling=pooling, readout=readout
+            hidden=16,
+            layers=2,
+            n_rbf=8,
+            cutoff=6.0,
+            pooling=pooling,
+            readout=readout,
+            lattice=lattice,
+            element_features=lattice,
         ).eval()
         out = gnn(b)
         assert out.shape == (3, width) == (3, gnn.out_dim)
@@ -78,6 +90,7 @@ def test_pooling_is_per_graph_and_order_invariant():
             edge_dist=b.edge_dist[:4],
             composition=b.composition[:1],
             xrd=b.xrd[:1],
+            cell=b.cell[:1],
             num_graphs=1,
         )
         torch.testing.assert_close(gnn(single)[0], out[0], atol=1e-5, rtol=1e-5)
@@ -91,6 +104,7 @@ def test_pooling_is_per_graph_and_order_invariant():
             edge_dist=b.edge_dist[rev],
             composition=b.composition,
             xrd=b.xrd,
+            cell=b.cell,
             num_graphs=3,
         )
         torch.testing.assert_close(gnn(flipped), out, atol=1e-5, rtol=1e-5)
@@ -187,6 +201,7 @@ def test_angular_gnn_sees_orientation_that_distances_miss():
             edge_dist=v.norm(dim=-1),
             composition=torch.zeros(1, 118),
             xrd=torch.zeros(1, 320),
+            cell=lattice_invariants(4 * torch.eye(3).unsqueeze(0), torch.tensor([5])),
             num_graphs=1,
         )
 
@@ -195,3 +210,32 @@ def test_angular_gnn_sees_orientation_that_distances_miss():
         gap = (gnn(one(square)) - gnn(one(tetra))).abs().max()
         assert (gap > 1e-3) == differs
         assert gnn(one(square)).shape == (1, gnn.out_dim) == (1, 8 * 3)
+
+
+def test_lattice_branch_sees_the_cell_and_not_its_basis():
+    """Same atoms and edges, a cubic vs a tetragonal cell: only the lattice branch tells them
+    apart, and re-describing the cell in another basis changes nothing."""
+    torch.manual_seed(0)
+    b = toy_batch()
+    sizes = torch.bincount(b.batch)
+    gnn = CrystalGNN(hidden=8, layers=1, n_rbf=8, lattice=True).eval()
+    cubic = 4 * torch.eye(3).expand(3, 3, 3)
+    tetragonal = cubic * torch.tensor([1.0, 1.0, 1.3]).unsqueeze(1)
+    shear = torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 1.0]])  # det 1
+    out = {
+        name: gnn(CrystalBatch(**{**b.__dict__, "cell": lattice_invariants(lat, sizes)}))
+        for name, lat in (("c", cubic), ("t", tetragonal), ("c'", shear @ cubic))
+    }
+    assert out["c"].shape == (3, gnn.out_dim) == (3, 8 * 2 + 8)
+    torch.testing.assert_close(out["c"][:, :16], out["t"][:, :16])
+    assert (out["c"][:, 16:] - out["t"][:, 16:]).abs().max() > 1e-3
+    torch.testing.assert_close(out["c"], out["c'"], atol=1e-5, rtol=1e-5)
+
+
+def test_element_features_make_similar_elements_start_close():
+    """With physical descriptors added, an untrained GNN places Na and K (same group) closer
+    than Na and Cl; the embedding alone (random init) has no such structure."""
+    gnn = CrystalGNN(hidden=32, layers=1, n_rbf=8, element_features=True).eval()
+    gnn.embed.weight.data.zero_()
+    h = gnn.element_proj(gnn.elements[torch.tensor([11, 19, 17])])
+    assert (h[0] - h[1]).norm() < (h[0] - h[2]).norm()

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from sciclr.data.lattice import lattice_invariants
+
 __all__ = ["CrystalBatch", "CrystalSource", "segment_arange"]
 
 
@@ -18,7 +20,8 @@ class CrystalBatch:
     z: (A,) int64 atomic numbers (0 = masked);  batch: (A,) graph of each atom;
     edge_index: (2, E) int64 [source = neighbour, target = centre], batch-global atom indices;
     edge_vec: (E, 3) float32 Å;  edge_dist: (E,) float32 Å;
-    composition: (B, 118) element fractions;  xrd: (B, bins) binned powder pattern.
+    composition: (B, 118) element fractions;  xrd: (B, bins) binned powder pattern;
+    cell: (B, F) basis-free descriptors of the lattice (:mod:`sciclr.data.lattice`).
     """
 
     z: torch.Tensor
@@ -28,6 +31,7 @@ class CrystalBatch:
     edge_dist: torch.Tensor
     composition: torch.Tensor
     xrd: torch.Tensor
+    cell: torch.Tensor
     num_graphs: int
 
     @property
@@ -80,6 +84,8 @@ class CrystalSource:
             t = {k: p[k].to(device) for k in self._KEYS}
             t["z"] = t["z"].long()
             t["edge_index"] = t["edge_index"].long()
+            # the lattice is never augmented: its descriptors are computed once per source
+            t["cell"] = lattice_invariants(p["lattice"].to(device), torch.diff(t["atom_ptr"]))
             self._cache[key] = t
         return self._cache[key]
 
@@ -105,5 +111,6 @@ class CrystalSource:
             edge_dist=t["edge_dist"][edges],
             composition=t["composition"][idx],
             xrd=t["xrd"][idx],
+            cell=t["cell"][idx],
             num_graphs=len(idx),
         )

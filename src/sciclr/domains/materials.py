@@ -57,6 +57,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "readout": "concat",  # concat (every layer, embedding = hidden·(layers+1)) | last
     "norm": "batch",  # batch | layer (inside each convolution)
     "angular": 6,  # Steinhardt q_1..q_l atom features + Legendre edge features; 0 = distances only
+    "lattice": False,  # append an MLP of basis-free lattice descriptors to the embedding
+    "element_features": False,  # add physical element descriptors to the learned embeddings
     "side_hidden": 256,  # composition / XRD MLP width
     "side_layers": 2,
     "proj_hidden": 256,  # projection head
@@ -154,6 +156,8 @@ class MaterialsDomain:
             norm=str(mcfg["norm"]),
             readout=str(mcfg["readout"]),
             angular=int(mcfg["angular"]),
+            element_features=bool(mcfg["element_features"]),
+            lattice=bool(mcfg["lattice"]),
         )
         return CrystalContrastiveModel(
             gnn,

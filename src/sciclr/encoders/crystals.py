@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sciclr.data.crystal_batch import CrystalBatch
+from sciclr.data.elements import N_SPECIES, element_descriptors
+from sciclr.data.lattice import legendre, n_lattice_invariants
 
 __all__ = ["CGConv", "CrystalGNN", "GaussianRBF", "bond_orientations"]
 
-N_SPECIES = 119  # atomic numbers 1..118, 0 = masked
 SHELLS = (1.08, 1.3)  # soft shells, in units of each atom's nearest-neighbour distance; + all
 SHELL_WIDTH = 0.02
 
@@ -43,16 +45,6 @@ def _segment_arange(counts: torch.Tensor) -> torch.Tensor:
     return torch.arange(int(counts.sum()), device=counts.device) - torch.repeat_interleave(
         starts, counts
     )
-
-
-def _legendre(x: torch.Tensor, l_max: int) -> torch.Tensor:
-    """``(P,) -> (P, l_max)``: P_1..P_lmax by Bonnet's recurrence."""
-    p_prev, p = torch.ones_like(x), x
-    out = [p]
-    for n in range(1, l_max):
-        p_prev, p = p, ((2 * n + 1) * x * p - n * p_prev) / (n + 1)
-        out.append(p)
-    return torch.stack(out, dim=1)
 
 
 @torch.no_grad()
@@ -85,7 +77,7 @@ def bond_orientations(
     k = counts[dst[order]]
     a = torch.repeat_interleave(order, k)
     b = order[torch.repeat_interleave(starts[dst[order]], k) + _segment_arange(k)]
-    leg = _legendre((unit[a] * unit[b]).sum(-1).clamp(-1.0, 1.0), l_max)  # (P, L)
+    leg = legendre((unit[a] * unit[b]).sum(-1).clamp(-1.0, 1.0), l_max)  # (P, L)
     centre = dst[a]
     s_l = torch.zeros(n_atoms, l_max, w.shape[1], device=dist.device, dtype=dist.dtype)
     s_l.index_add_(0, centre, leg.unsqueeze(2) * (w[a] * w[b]).unsqueeze(1))
@@ -146,6 +138,8 @@ class CrystalGNN(nn.Module):
         norm: str = "batch",
         readout: str = "concat",
         angular: int = 0,
+        element_features: bool = False,
+        lattice: bool = False,
     ) -> None:
         super().__init__()
         if pooling not in ("mean", "attention"):
@@ -153,6 +147,13 @@ class CrystalGNN(nn.Module):
         if readout not in ("last", "concat"):
             raise ValueError(f"readout must be 'last' or 'concat', got {readout!r}")
         self.embed = nn.Embedding(N_SPECIES, hidden)
+        # physical descriptors of each element (fixed buffer) -> hidden, added to the embedding
+        if element_features:
+            table = torch.from_numpy(np.array(element_descriptors()))
+            self.register_buffer("elements", table, persistent=False)
+            self.element_proj = nn.Linear(table.shape[1], hidden)
+        else:
+            self.elements, self.element_proj = None, None
         self.rbf = GaussianRBF(n_rbf, cutoff)
         if angular < 0:
             raise ValueError(f"angular must be >= 0, got {angular}")
@@ -173,7 +174,18 @@ class CrystalGNN(nn.Module):
         self.readout = readout
         width = hidden * (layers + 1) if readout == "concat" else hidden
         self.gate = nn.Linear(width, 1) if pooling == "attention" else None
-        self.out_dim = width
+        # the cell itself, which message passing never sees: basis-free lattice descriptors
+        self.lattice = (
+            nn.Sequential(
+                nn.BatchNorm1d(n_lattice_invariants()),
+                nn.Linear(n_lattice_invariants(), hidden),
+                nn.Softplus(),
+                nn.Linear(hidden, hidden),
+            )
+            if lattice
+            else None
+        )
+        self.out_dim = width + (hidden if lattice else 0)
 
     def node_features(self, batch: CrystalBatch) -> torch.Tensor:
         """Per-atom features after the convolutions: (A, hidden), or with ``readout="concat"``
@@ -181,6 +193,8 @@ class CrystalGNN(nn.Module):
         Xu et al., ICML 2018): the pooled element embeddings alone are a linear map of the
         composition, so a linear probe sees the chemistry and the geometry-aware layers."""
         h = self.embed(batch.z)
+        if self.element_proj is not None:
+            h = h + self.element_proj(self.elements[batch.z])
         u = self.rbf(batch.edge_dist)
         if self.geo is not None:
             atoms, edges = bond_orientations(batch.edge_vec, batch.edge_index, len(h), self.angular)
@@ -193,7 +207,12 @@ class CrystalGNN(nn.Module):
         return torch.cat(hs, dim=1) if self.readout == "concat" else h
 
     def forward(self, batch: CrystalBatch) -> torch.Tensor:
-        h = self.node_features(batch)
+        pooled = self._pool(self.node_features(batch), batch)
+        if self.lattice is None:
+            return pooled
+        return torch.cat([pooled, self.lattice(batch.cell.to(pooled.dtype))], dim=1)
+
+    def _pool(self, h: torch.Tensor, batch: CrystalBatch) -> torch.Tensor:
         b, n = batch.batch, batch.num_graphs
         if self.gate is None:
             total = torch.zeros(n, h.shape[1], device=h.device, dtype=h.dtype).index_add_(0, b, h)
