@@ -14,7 +14,7 @@ from sciclr.data.lattice import SHELLS, lattice_invariants, legendre, n_lattice_
 def _unimodular(entries: list[int], order: list[int]) -> torch.Tensor:
     """A product of shears (det 1) from drawn integers."""
     u = torch.eye(3, dtype=torch.float64)
-    for (i, j), v in zip(((0, 1), (1, 2), (2, 0), (1, 0)), entries):
+    for (i, j), v in zip(((0, 1), (1, 2), (2, 0), (1, 0)), entries, strict=True):
         e = torch.eye(3, dtype=torch.float64)
         e[i, j] = v
         u = e @ u

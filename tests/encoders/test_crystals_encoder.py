@@ -32,9 +32,7 @@ def toy_batch(seed: int = 0, n_graphs: int = 3) -> CrystalBatch:
         edge_dist=vec.norm(dim=-1),
         composition=torch.rand(n_graphs, 118, generator=g),
         xrd=torch.rand(n_graphs, 320, generator=g),
-        cell=lattice_invariants(
-            torch.randn(n_graphs, 3, 3, generator=g) + 4 * torch.eye(3), sizes
-        ),
+        cell=lattice_invariants(torch.randn(n_graphs, 3, 3, generator=g) + 4 * torch.eye(3), sizes),
         num_graphs=n_graphs,
     )
 

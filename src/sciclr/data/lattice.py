@@ -112,7 +112,7 @@ def lattice_invariants(
     ``(B, n_lattice_invariants(n_lengths))`` float32 descriptors (see module docstring),
     computed ``chunk`` lattices at a time (the pair sums hold ``chunk·STAR²·4`` numbers)."""
     if len(lattice) > chunk:
-        parts = zip(lattice.split(chunk), n_atoms.split(chunk))
+        parts = zip(lattice.split(chunk), n_atoms.split(chunk), strict=True)
         return torch.cat([lattice_invariants(lat, n, n_lengths, span, chunk) for lat, n in parts])
     lat = _reduce(lattice.to(torch.float64))
     vecs = torch.einsum("ki,bij->bkj", _half_space(span, lat.device, lat.dtype), lat)
