@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from sciclr.data.lattice import n_lattice_invariants
 from sciclr.domains import get_domain
 from sciclr.errors import SciclrError
 
@@ -78,7 +80,7 @@ def test_model_views_shapes_and_seed(processed, pairing, n_views):
     assert all(p.grad is not None for p in model.gnn.parameters() if p.requires_grad)
     model.eval()
     e = model.embed(b)
-    assert e.shape == (16, 32 * 3) and torch.isfinite(e).all()
+    assert e.shape == (16, 32 * (2 + 1) + 32) and torch.isfinite(e).all()  # layers + lattice
 
 
 def test_bad_pairing_is_a_clear_error(processed):
@@ -93,3 +95,5 @@ def test_baseline_features(processed):
     assert x.shape == (63, 118) and x.dtype.name == "float32"
     row = processed.records.index[processed.records["id"] == "mp-1005"][0]  # FeP
     assert x[row, 26 - 1] == pytest.approx(0.5) and x[row, 15 - 1] == pytest.approx(0.5)
+    cell = feats["lattice"]
+    assert cell.shape == (63, n_lattice_invariants()) and np.isfinite(cell).all()

@@ -12,7 +12,7 @@ BENCH = f"{R}/benchmarks"
 # what a handcrafted baseline is called, per domain (the files the `features` rule writes)
 BASELINES = {
     "dna": lambda ds: [f"kmer{k}" for k in ds["baselines"]["kmer_k"]],
-    "materials": lambda ds: ["element_fractions"],
+    "materials": lambda ds: ["element_fractions", "lattice"],
 }
 
 # which config keys each step depends on: a change reruns exactly the steps that read it

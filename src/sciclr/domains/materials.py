@@ -24,6 +24,7 @@ from torch import nn
 from sciclr.data.crystal_batch import CrystalBatch, CrystalSource
 from sciclr.data.crystals import merge as merge_crystals
 from sciclr.data.crystals import preprocess_shard as preprocess_crystals
+from sciclr.data.lattice import lattice_invariants
 from sciclr.domains.base import ContrastiveModel, Processed, config_section
 from sciclr.encoders.crystals import CrystalGNN
 from sciclr.encoders.heads import MLP, ProjectionHead
@@ -57,7 +58,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "readout": "concat",  # concat (every layer, embedding = hidden·(layers+1)) | last
     "norm": "batch",  # batch | layer (inside each convolution)
     "angular": 6,  # Steinhardt q_1..q_l atom features + Legendre edge features; 0 = distances only
-    "lattice": False,  # append an MLP of basis-free lattice descriptors to the embedding
+    "lattice": True,  # append an MLP of basis-free lattice descriptors to the embedding
     "element_features": False,  # add physical element descriptors to the learned embeddings
     "side_hidden": 256,  # composition / XRD MLP width
     "side_layers": 2,
@@ -136,10 +137,17 @@ class MaterialsDomain:
     def baseline_features(
         self, payload: Mapping[str, Any], cfg: Mapping[str, Any]
     ) -> dict[str, np.ndarray]:
-        """``element_fractions`` (n, 118) float32: column Z - 1 holds the atom fraction of Z."""
+        """``element_fractions`` (n, 118) float32: column Z - 1 holds the atom fraction of Z;
+        ``lattice`` (n, 37): the basis-free lattice descriptors the GNN's lattice branch reads
+        (:mod:`sciclr.data.lattice`), so the report shows what the cell alone tells."""
         comp = payload["composition"]
         comp = comp.numpy() if isinstance(comp, torch.Tensor) else np.asarray(comp)
-        return {"element_fractions": comp.astype(np.float32)}
+        lattice = torch.as_tensor(payload["lattice"])
+        n_atoms = torch.diff(torch.as_tensor(payload["atom_ptr"]))
+        return {
+            "element_fractions": comp.astype(np.float32),
+            "lattice": lattice_invariants(lattice, n_atoms).numpy(),
+        }
 
     def build_model(
         self, payload: Mapping[str, Any], cfg: Mapping[str, Any]
