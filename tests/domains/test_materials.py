@@ -97,3 +97,17 @@ def test_baseline_features(processed):
     assert x[row, 26 - 1] == pytest.approx(0.5) and x[row, 15 - 1] == pytest.approx(0.5)
     cell = feats["lattice"]
     assert cell.shape == (63, n_lattice_invariants()) and np.isfinite(cell).all()
+
+
+def test_composition_tower_can_read_descriptors(processed):
+    dom = get_domain("materials")
+    cfg = {**CFG, "model": {**CFG["model"], "pairing": "composition"}}
+    b = dom.data_source(processed.payload).batch(torch.arange(8), torch.device("cpu"))
+    for value in ("fractions", "descriptors"):
+        model = dom.build_model(
+            processed.payload, {**cfg, "model": {**cfg["model"], "composition_input": value}}
+        )
+        assert model(b, torch.Generator().manual_seed(0)).shape == (2, 8, 16)
+    bad = {**cfg, "model": {**cfg["model"], "composition_input": "smiles"}}
+    with pytest.raises(SciclrError, match="composition_input"):
+        dom.build_model(processed.payload, bad)

@@ -19,8 +19,14 @@ import warnings
 from functools import lru_cache
 
 import numpy as np
+import torch
 
-__all__ = ["ELEMENT_PROPERTIES", "element_descriptors", "valence_electrons"]
+__all__ = [
+    "ELEMENT_PROPERTIES",
+    "composition_descriptors",
+    "element_descriptors",
+    "valence_electrons",
+]
 
 N_SPECIES = 119  # atomic numbers 1..118, 0 = masked
 
@@ -100,3 +106,22 @@ def element_descriptors() -> np.ndarray:
     out[1:] = table
     out.setflags(write=False)
     return out
+
+
+def composition_descriptors(fractions: torch.Tensor) -> torch.Tensor:
+    """``(B, 118)`` atom fractions (column ``Z - 1``) -> ``(B, 4·D)``: fraction-weighted mean and
+    standard deviation, maximum and minimum over the elements present of every descriptor of
+    :func:`element_descriptors` (the Magpie statistics, Ward et al. 2016). Two compositions of
+    similar elements get similar rows, which one-hot fractions never do."""
+    table = torch.as_tensor(np.array(element_descriptors()[1:]), device=fractions.device)
+    table = table.to(fractions.dtype)
+    w = fractions / fractions.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    mean = w @ table
+    std = ((w @ table.square()) - mean.square()).clamp(min=0).sqrt()
+    present = (w > 0).unsqueeze(2)  # (B, 118, 1)
+    big = torch.finfo(table.dtype).max
+    high = torch.where(present, table, -big).amax(dim=1)
+    low = torch.where(present, table, big).amin(dim=1)
+    empty = ~present.squeeze(2).any(dim=1, keepdim=True)
+    high, low = high.masked_fill(empty, 0.0), low.masked_fill(empty, 0.0)
+    return torch.cat([mean, std, high, low], dim=1)

@@ -24,6 +24,7 @@ from torch import nn
 from sciclr.data.crystal_batch import CrystalBatch, CrystalSource
 from sciclr.data.crystals import merge as merge_crystals
 from sciclr.data.crystals import preprocess_shard as preprocess_crystals
+from sciclr.data.elements import composition_descriptors, element_descriptors
 from sciclr.data.lattice import lattice_invariants
 from sciclr.domains.base import ContrastiveModel, Processed, config_section
 from sciclr.encoders.crystals import CrystalGNN
@@ -59,7 +60,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "norm": "batch",  # batch | layer (inside each convolution)
     "angular": 6,  # Steinhardt q_1..q_l atom features + Legendre edge features; 0 = distances only
     "lattice": True,  # append an MLP of basis-free lattice descriptors to the embedding
-    "element_features": False,  # add physical element descriptors to the learned embeddings
+    "element_features": False,
+    "composition_input": "fractions",  # composition MLP reads: fractions | descriptors (+ Magpie stats)  # add physical element descriptors to the learned embeddings
     "side_hidden": 256,  # composition / XRD MLP width
     "side_layers": 2,
     "proj_hidden": 256,  # projection head
@@ -89,9 +91,18 @@ class CrystalContrastiveModel(ContrastiveModel):
         side_layers: int = 2,
         proj_hidden: int = 256,
         proj_dim: int = 128,
+        composition_input: str = "fractions",
     ) -> None:
         super().__init__()
+        if composition_input not in ("fractions", "descriptors"):
+            raise SciclrError(
+                f"model.composition_input must be 'fractions' or 'descriptors', "
+                f"got {composition_input!r}"
+            )
         self.gnn, self.views, self.pairing = gnn, views, list(pairing)
+        self.composition_input = composition_input
+        if composition_input == "descriptors":
+            n_elements += 4 * element_descriptors().shape[1]
         self.head = ProjectionHead(gnn.out_dim, proj_hidden, proj_dim)
         self.side = nn.ModuleDict()
         if "composition" in self.pairing:
@@ -109,6 +120,8 @@ class CrystalContrastiveModel(ContrastiveModel):
         ]
         if "composition" in self.side:
             comp = composition_view(batch.composition, self.views.composition_noise, generator)
+            if self.composition_input == "descriptors":
+                comp = torch.cat([comp, composition_descriptors(comp)], dim=1)
             out.append(self.side["composition"](comp))
         if "xrd" in self.side:
             x = xrd_view(batch.xrd, self.views.xrd_shift, self.views.xrd_noise, generator)
@@ -177,6 +190,7 @@ class MaterialsDomain:
             side_layers=int(mcfg["side_layers"]),
             proj_hidden=int(mcfg["proj_hidden"]),
             proj_dim=int(mcfg["proj_dim"]),
+            composition_input=str(mcfg["composition_input"]),
         )
 
 
