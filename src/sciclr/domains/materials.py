@@ -60,8 +60,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "norm": "batch",  # batch | layer (inside each convolution)
     "angular": 6,  # Steinhardt q_1..q_l atom features + Legendre edge features; 0 = distances only
     "lattice": True,  # append an MLP of basis-free lattice descriptors to the embedding
-    "element_features": False,
-    "composition_input": "descriptors",  # composition MLP reads: fractions | descriptors (+ Magpie stats)  # add physical element descriptors to the learned embeddings
+    "element_features": False,  # add physical element descriptors to the learned embeddings
+    "composition_input": "descriptors",  # composition MLP: fractions | descriptors (+ Magpie)
     "side_hidden": 256,  # composition / XRD MLP width
     "side_layers": 2,
     "proj_hidden": 256,  # projection head
