@@ -4,12 +4,15 @@ Pairings (``model.pairing``, a name or a list of names; every listed view is a p
 every other, CMC-style — Tian, Krishnan & Isola, "Contrastive Multiview Coding", ECCV 2020):
 
 * ``augment``: two augmented views of the crystal graph (GraphCL-style);
-* ``composition``: the graph against an MLP of its element fractions — pulls the embedding
-  towards chemistry (formation energy is largely a function of composition);
+* ``composition``: the graph against an MLP of its element fractions (with
+  ``composition_input: descriptors`` also their Magpie statistics, so that compositions of
+  similar elements start close) — pulls the embedding towards chemistry (formation energy is
+  largely a function of composition);
 * ``xrd``: the graph against an MLP of its powder XRD pattern — the pattern encodes the
   lattice and its symmetry, which local graph features alone barely see.
 
-``embed`` returns the pooled GNN output of the unaugmented crystal (before the head).
+``embed`` returns the pooled GNN output of the unaugmented crystal (before the head), with the
+lattice branch's output appended (``lattice: true``).
 """
 
 from __future__ import annotations
