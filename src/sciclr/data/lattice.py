@@ -40,7 +40,7 @@ _EPS = 1e-3  # |sin| below which two vectors count as parallel / three as coplan
 
 
 def legendre(x: torch.Tensor, l_max: int) -> torch.Tensor:
-    """``(P,) -> (P, l_max)``: P_1..P_lmax by Bonnet's recurrence."""
+    """``(...) -> (..., l_max)``: P_1..P_lmax by Bonnet's recurrence."""
     p_prev, p = torch.ones_like(x), x
     out = [p]
     for n in range(1, l_max):

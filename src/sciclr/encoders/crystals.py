@@ -126,7 +126,9 @@ class CGConv(nn.Module):
 
 
 class CrystalGNN(nn.Module):
-    """Learned element embeddings -> ``layers`` × :class:`CGConv` -> pooling: (B, out_dim)."""
+    """Learned element embeddings (optionally + physical element descriptors) -> ``layers`` ×
+    :class:`CGConv` -> pooling, optionally with an MLP of the cell's basis-free descriptors
+    (``batch.cell``, :mod:`sciclr.data.lattice`) appended: (B, out_dim)."""
 
     def __init__(
         self,
