@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sciclr.data.crystal_batch import CrystalBatch
+from sciclr.data.crystal_batch import CrystalBatch, segment_arange
 from sciclr.data.elements import N_SPECIES, element_descriptors
 from sciclr.data.lattice import legendre, n_lattice_invariants
 
@@ -38,13 +38,6 @@ __all__ = ["CGConv", "CrystalGNN", "GaussianRBF", "bond_orientations"]
 
 SHELLS = (1.08, 1.3)  # soft shells, in units of each atom's nearest-neighbour distance; + all
 SHELL_WIDTH = 0.02
-
-
-def _segment_arange(counts: torch.Tensor) -> torch.Tensor:
-    starts = torch.cumsum(counts, 0) - counts
-    return torch.arange(int(counts.sum()), device=counts.device) - torch.repeat_interleave(
-        starts, counts
-    )
 
 
 @torch.no_grad()
@@ -76,7 +69,7 @@ def bond_orientations(
     starts = torch.cumsum(counts, 0) - counts
     k = counts[dst[order]]
     a = torch.repeat_interleave(order, k)
-    b = order[torch.repeat_interleave(starts[dst[order]], k) + _segment_arange(k)]
+    b = order[torch.repeat_interleave(starts[dst[order]], k) + segment_arange(k)]
     leg = legendre((unit[a] * unit[b]).sum(-1).clamp(-1.0, 1.0), l_max)  # (P, L)
     centre = dst[a]
     s_l = torch.zeros(n_atoms, l_max, w.shape[1], device=dist.device, dtype=dist.dtype)
