@@ -108,13 +108,19 @@ def element_descriptors() -> np.ndarray:
     return out
 
 
-def composition_descriptors(fractions: torch.Tensor) -> torch.Tensor:
+def composition_descriptors(
+    fractions: torch.Tensor, table: torch.Tensor | None = None
+) -> torch.Tensor:
     """``(B, 118)`` atom fractions (column ``Z - 1``) -> ``(B, 4·D)``: fraction-weighted mean and
     standard deviation, maximum and minimum over the elements present of every descriptor of
     :func:`element_descriptors` (the Magpie statistics, Ward et al. 2016). Two compositions of
-    similar elements get similar rows, which one-hot fractions never do."""
-    table = torch.as_tensor(np.array(element_descriptors()[1:]), device=fractions.device)
-    table = table.to(fractions.dtype)
+    similar elements get similar rows, which one-hot fractions never do.
+
+    ``table``: the descriptor rows of Z = 1..118 ``(118, D)``, already on the device (a model
+    keeps it as a buffer so that no step copies it); default :func:`element_descriptors`."""
+    if table is None:
+        table = torch.from_numpy(np.array(element_descriptors()[1:]))
+    table = table.to(device=fractions.device, dtype=fractions.dtype)
     w = fractions / fractions.sum(dim=1, keepdim=True).clamp(min=1e-12)
     mean = w @ table
     std = ((w @ table.square()) - mean.square()).clamp(min=0).sqrt()

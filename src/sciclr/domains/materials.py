@@ -105,7 +105,9 @@ class CrystalContrastiveModel(ContrastiveModel):
         self.gnn, self.views, self.pairing = gnn, views, list(pairing)
         self.composition_input = composition_input
         if composition_input == "descriptors":
-            n_elements += 4 * element_descriptors().shape[1]
+            table = torch.from_numpy(np.array(element_descriptors()[1:]))
+            self.register_buffer("elements", table, persistent=False)
+            n_elements += 4 * table.shape[1]
         self.head = ProjectionHead(gnn.out_dim, proj_hidden, proj_dim)
         self.side = nn.ModuleDict()
         if "composition" in self.pairing:
@@ -124,7 +126,7 @@ class CrystalContrastiveModel(ContrastiveModel):
         if "composition" in self.side:
             comp = composition_view(batch.composition, self.views.composition_noise, generator)
             if self.composition_input == "descriptors":
-                comp = torch.cat([comp, composition_descriptors(comp)], dim=1)
+                comp = torch.cat([comp, composition_descriptors(comp, self.elements)], dim=1)
             out.append(self.side["composition"](comp))
         if "xrd" in self.side:
             x = xrd_view(batch.xrd, self.views.xrd_shift, self.views.xrd_noise, generator)
