@@ -10,6 +10,9 @@
   information between views in nats (van den Oord et al. 2018; Poole et al. 2019);
   ``margin``: β + τ ln K with β = ``neg_sim`` — the positive similarity above which the loss
   becomes small (the effective margin of the softmax, see :mod:`sciclr.losses.infonce`).
+
+Statistics are reduced in the loss's compute dtype (float64 for float64 embeddings) before
+becoming Python floats.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sciclr.losses.rows import RowStats
+from sciclr.losses.rows import RowStats, compute_dtype
 
 UNIFORMITY_ROWS = 256
 
@@ -43,7 +46,7 @@ class InfoNCEDiagnostics:
 def alignment_uniformity(zn: torch.Tensor) -> tuple[float, float]:
     """Alignment and uniformity of embeddings ``zn (V, N, d)`` as the loss sees them."""
     v, n, _ = zn.shape
-    zn = zn.float()
+    zn = zn.to(compute_dtype(zn.dtype))
     sq_norm = (zn * zn).sum(-1)  # (V, N)
     gram = torch.einsum("und,vnd->uvn", zn, zn)  # same-instance dot products
     dist = sq_norm[:, None] + sq_norm[None, :] - 2 * gram  # (V, V, N)
@@ -67,10 +70,10 @@ def summarize(
     """Diagnostics of one step from the loss, its row statistics and the local embeddings."""
     tau = float(temperature)
     lval = float(loss.detach())
-    pos_sim = float(stats.s_pos.float().mean()) * tau
+    pos_sim = float(stats.s_pos.mean()) * tau
     n_neg = float(stats.n_neg.sum())
     neg_sim = float(stats.neg_sum.sum()) / n_neg * tau if n_neg > 0 else float("nan")
-    k = round(float(stats.n_neg.float().mean()))
+    k = round(float(stats.n_neg.mean()))
     align, uni = alignment_uniformity(zn)
     log_k = math.log(k) if k > 0 else float("nan")
     return InfoNCEDiagnostics(

@@ -26,8 +26,13 @@ different numbers (so does SupCon's ``L_in``): say which one a result used.
 
 Every term is evaluated as ``softplus(L_ap − s_ap/τ)`` where ``L_ap`` is the log-sum-exp of the
 negatives and the other positives. That is ``−log softmax`` rewritten so that a tiny loss
-(≈ 1e-5) keeps float32 accuracy; masks are −inf, logits and log-sum-exp are float32 even under
-bf16 autocast.
+(≈ 1e-5) keeps float32 accuracy; masks are −inf.
+
+Precision. Logits, log-sum-exp and the loss are computed in :func:`compute_dtype` of the input:
+float32, or the input's dtype when it is wider. bf16/fp16 embeddings (and bf16 autocast) give a
+float32 loss, float64 embeddings a float64 loss through every path (dense rows, debiasing and
+hard negatives, ``cross_view`` pairs, chunked blocks, queue, diagnostics), so
+``torch.autograd.gradcheck`` applies to the loss as it runs.
 
 Extra negatives. A FIFO queue (MoCo, He et al. 2020) adds ``q`` detached keys to every
 denominator; queue entries of the anchor's own instance (same dataset ``index``) are masked.
@@ -81,7 +86,7 @@ from sciclr.losses.chunked import chunked_row_terms
 from sciclr.losses.diagnostics import InfoNCEDiagnostics, summarize
 from sciclr.losses.distributed import gather_no_grad, gather_with_grad, world
 from sciclr.losses.queue import NegativeQueue
-from sciclr.losses.rows import RowStats, row_terms
+from sciclr.losses.rows import RowStats, compute_dtype, row_terms
 
 MODES = ("all", "cross_view")
 #: dense logits above this many bytes switch to the chunked path when ``chunk_size`` is None
@@ -153,20 +158,26 @@ def info_nce(
     )
     if not tau_value > 0:
         raise SciclrError(f"info_nce: temperature must be > 0, got {tau_value}")
+    cdt = compute_dtype(z.dtype)
     # a plain number stays a Python float (fewer ops); a tensor τ receives a gradient
     if isinstance(temperature, torch.Tensor):
-        inv_tau: float | torch.Tensor = 1.0 / temperature.float()
+        inv_tau: float | torch.Tensor = 1.0 / temperature.to(cdt)
     else:
         inv_tau = 1.0 / tau_value
     stats_wanted = bool(return_diagnostics)
 
     with torch.autocast(device_type=z.device.type, enabled=False):
-        zf = z.float()
+        zf = z.to(cdt)
         w, _ = world() if distributed else (1, 0)
-        qk, qmask = _queue_parts(queue, index, mode, v, n, d, z.device)
+        qk, qmask = _queue_parts(queue, index, mode, v, n, d, z.device, cdt)
         plain = w == 1 and qk is None and tau_plus == 0 and beta == 0
         pair_count = v * (v - 1) // 2
-        if mode == "cross_view" and plain and n > 1 and not _block(chunk_size, pair_count, n, n):
+        if (
+            mode == "cross_view"
+            and plain
+            and n > 1
+            and not _block(chunk_size, pair_count, n, n, zf.element_size())
+        ):
             # one product per unordered view pair, read by rows and by columns
             bound = 1.0 if normalize else float(zf.detach().norm(dim=-1).max()) ** 2
             if pairs.usable(bound / tau_value, n):
@@ -208,7 +219,7 @@ def info_nce(
             stats=stats_wanted,
             max_logit=max_logit,
         )
-        block = _block(chunk_size, R.shape[0], R.shape[1], K.shape[1])
+        block = _block(chunk_size, R.shape[0], R.shape[1], K.shape[1], R.element_size())
         if block:
             terms, stats = chunked_row_terms(fn, block, R, K, pos, excl, qmask)
         else:
@@ -230,12 +241,12 @@ def _finish(
     return loss, summarize(loss, stats, tau, zn)
 
 
-def _block(chunk_size: int | None, b: int, m: int, c: int) -> int:
-    """Rows per block, or 0 for the dense path."""
+def _block(chunk_size: int | None, b: int, m: int, c: int, itemsize: int = 4) -> int:
+    """Rows per block, or 0 for the dense path (``itemsize``: bytes per logit, 8 in float64)."""
     if chunk_size is None:
-        if 4 * b * m * c <= CHUNK_AUTO_BYTES:
+        if itemsize * b * m * c <= CHUNK_AUTO_BYTES:
             return 0
-        return max(1, CHUNK_BLOCK_BYTES // (4 * b * c))
+        return max(1, CHUNK_BLOCK_BYTES // (itemsize * b * c))
     if chunk_size < 0:
         raise SciclrError(f"info_nce: chunk_size must be >= 0 or None, got {chunk_size}")
     return int(chunk_size)
@@ -249,14 +260,16 @@ def _queue_parts(
     n: int,
     d: int,
     device: torch.device,
+    dtype: torch.dtype,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Queue keys and the mask of same-instance queue entries per anchor row."""
+    """Queue keys (in the loss's compute ``dtype``) and the mask of same-instance queue entries
+    per anchor row."""
     if queue is None or len(queue[0]) == 0:
         return None, None
     qk, qids = queue
     if qk.shape[-1] != d:
         raise SciclrError(f"info_nce: queue keys have width {qk.shape[-1]}, embeddings {d}")
-    qk = qk.detach().float().to(device)
+    qk = qk.detach().to(device, dtype)
     if index is None:
         return qk, None
     index = index.to(device).long().view(-1)
@@ -359,7 +372,7 @@ class InfoNCE(nn.Module):
 
     @torch.no_grad()
     def _enqueue(self, z: torch.Tensor, index: torch.Tensor | None) -> None:
-        zn = z.detach().float()
+        zn = z.detach().to(compute_dtype(z.dtype))
         if self.normalize:
             zn = F.normalize(zn, dim=-1)
         v, n, d = zn.shape
@@ -377,4 +390,11 @@ class InfoNCE(nn.Module):
         )
 
 
-__all__ = ["CHUNK_AUTO_BYTES", "InfoNCE", "InfoNCEDiagnostics", "RowStats", "info_nce"]
+__all__ = [
+    "CHUNK_AUTO_BYTES",
+    "InfoNCE",
+    "InfoNCEDiagnostics",
+    "RowStats",
+    "compute_dtype",
+    "info_nce",
+]

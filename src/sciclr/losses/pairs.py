@@ -8,6 +8,12 @@ needed: ``E`` is taken in place, row sums give the a→b log-sum-exps, column su
 and the gradient of both directions is ``E ⊙ (a_r + b_c)`` (formed in place, blockwise) plus
 the diagonal — three matrix products in all, like autograd of the bare product, and one
 ``N × N`` buffer. Otherwise callers use the row kernel (two products per pair).
+
+The arithmetic runs in the dtype of ``z`` (float32, or float64 for float64 embeddings). In
+float32 the backward turns ``E`` into the gradient in place, so a second backward through the
+graph is refused (autograd's version check); in float64 — the checking precision, not the
+speed path — it works on a copy, so the graph can be differentiated twice (as
+``torch.autograd.gradcheck`` does to test reentrancy).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import Function
 
-from sciclr.losses.rows import RowStats, exp_is_exact
+from sciclr.losses.rows import RowStats, exp_is_exact, softplus
 
 _NEG_INF = float("-inf")
 _BLOCK_ELEMS = 1 << 22  # 16 MB temporaries: few operations, still cache-friendly
@@ -55,16 +61,19 @@ class _FusedPairs(Function):
         ctx.inv_tau = inv_tau  # a float, or a scalar tensor (then it receives a gradient)
         ctx.save_for_backward(zn, norm, A, K, E, s_pos, lse)
         ctx.mark_non_differentiable(s_pos, lse)
-        return F.softplus(lse - s_pos), s_pos, lse
+        return softplus(lse - s_pos), s_pos, lse
 
     @staticmethod
     def backward(ctx, g, *_):  # type: ignore[override]
         zn, norm, A, K, P, s_pos, lse = ctx.saved_tensors
         inv_tau = ctx.inv_tau
         # P becomes the gradient in place: a second backward through this graph is refused by
-        # autograd's version check (saved tensor modified), never silently wrong
+        # autograd's version check (saved tensor modified), never silently wrong; float64 keeps
+        # E (one more n × n buffer) so that its graph can be differentiated twice
+        if P.dtype == torch.float64:
+            P = P.clone()
         with torch.autocast(device_type=zn.device.type, enabled=False):
-            g = g.float()
+            g = g.to(zn.dtype)
             full = torch.logaddexp(lse, s_pos)  # log-sum-exp of the whole row / column
             diag = (g * torch.expm1(s_pos - full)).sum(0)  # softmax − 1 at the positive
             coef = g * torch.exp(-full)  # softmax = E · exp(−full), per direction
@@ -99,9 +108,9 @@ def pair_terms(
 ) -> tuple[torch.Tensor, RowStats | None]:
     """Loss terms of both directions of every unordered view pair, ``(2, B, n)``.
 
-    ``z (V, n, d)``: raw float32 embeddings (call with autocast off); ``inv_tau``: 1/τ, a float
-    or a scalar tensor that receives a gradient. ``terms[0, p]`` is the direction a→b of pair
-    ``p = (a, b)``, ``terms[1, p]`` b→a.
+    ``z (V, n, d)``: raw embeddings in the compute dtype (float32 or float64; call with autocast
+    off); ``inv_tau``: 1/τ, a float or a scalar tensor (same dtype) that receives a gradient.
+    ``terms[0, p]`` is the direction a→b of pair ``p = (a, b)``, ``terms[1, p]`` b→a.
     """
     v = z.shape[0]
     first = [a for a in range(v) for _ in range(a + 1, v)]
@@ -119,6 +128,6 @@ def pair_terms(
         lse_neg=lse.reshape(2 * len(first), n),
         s_pos=torch.cat([s_pos, s_pos]).unsqueeze(-1),
         neg_sum=torch.cat([sum_row, sum_col]),
-        n_neg=torch.full((2 * len(first), n), float(n - 1), device=z.device),
+        n_neg=torch.full((2 * len(first), n), float(n - 1), dtype=z.dtype, device=z.device),
     )
     return terms, row_stats

@@ -18,7 +18,8 @@ class NegativeQueue(nn.Module):
     """Ring buffer of ``size`` keys ``(size, d)`` with instance ids ``(size,)`` (−1: unknown).
 
     The width ``d`` is taken from the first push; the buffers are saved in ``state_dict`` so a
-    resumed run continues with the same negatives.
+    resumed run continues with the same negatives. Keys are stored in float32, or in float64
+    once float64 keys are pushed (the loss's compute dtype, see :mod:`sciclr.losses.infonce`).
     """
 
     keys: torch.Tensor
@@ -49,13 +50,18 @@ class NegativeQueue(nn.Module):
         """Append ``keys (m, d)`` (oldest entries are overwritten); ``ids (m,)`` or None."""
         if self.size == 0:
             return
-        keys = keys.detach().float()
+        dtype = torch.promote_types(keys.dtype, torch.float32)
+        if self.keys.is_floating_point() and self.keys.numel():
+            dtype = torch.promote_types(dtype, self.keys.dtype)
+        keys = keys.detach().to(dtype)
         m, d = keys.shape
         if ids is None:
             ids = torch.full((m,), -1, dtype=torch.long, device=keys.device)
         if self.keys.shape != (self.size, d):
             self.keys = keys.new_zeros(self.size, d)
             self.ids = torch.full((self.size,), -1, dtype=torch.long, device=keys.device)
+        elif self.keys.dtype != dtype:  # float64 keys into a float32 queue: widen, keep entries
+            self.keys = self.keys.to(dtype)
         if m >= self.size:  # only the newest `size` survive
             self.keys.copy_(keys[-self.size :])
             self.ids.copy_(ids[-self.size :])

@@ -37,6 +37,18 @@ from torch.autograd import Function
 _NEG_INF = float("-inf")
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype of the loss arithmetic for inputs of ``dtype``: float32, or ``dtype`` if wider
+    (bf16/fp16 → float32, float64 → float64)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 + eˣ)``; above the threshold it is ``x`` (error ``e^{−t}``: t = 20 is below float32
+    resolution, float64 needs t = 40)."""
+    return F.softplus(x, threshold=40.0 if x.dtype == torch.float64 else 20.0)
+
+
 @dataclass
 class RowStats:
     """Detached per-row statistics for diagnostics (all ``(B, m)`` except ``s_pos``)."""
@@ -58,7 +70,7 @@ def _pair_terms(s_pos: torch.Tensor, lse_neg: torch.Tensor) -> torch.Tensor:
         other = torch.logsumexp(
             torch.cat([others, lse_neg[..., None, None].expand(*s_pos.shape, 1)], dim=-1), dim=-1
         )
-    return F.softplus(other - s_pos)
+    return softplus(other - s_pos)
 
 
 def _linear_neg_sum(
@@ -85,16 +97,24 @@ def _mask_queue(S: torch.Tensor, qmask: torch.Tensor | None, neg_sum: torch.Tens
     tail.masked_fill_(mask, _NEG_INF)
 
 
-def _count_neg(c: int, pos: torch.Tensor, excl: torch.Tensor | None, qmask: torch.Tensor | None):
-    n = torch.full(pos.shape[:-1], float(c - pos.shape[-1]), device=pos.device)
+def _count_neg(
+    c: int,
+    pos: torch.Tensor,
+    excl: torch.Tensor | None,
+    qmask: torch.Tensor | None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    n = torch.full(pos.shape[:-1], float(c - pos.shape[-1]), dtype=dtype, device=pos.device)
     if excl is not None:
         n = n - excl.shape[-1]
     if qmask is not None:
-        n = n - qmask.sum(-1).float().expand_as(n)
+        n = n - qmask.sum(-1).to(dtype).expand_as(n)
     return n
 
 
-_EXP_RANGE = 80.0  # exp(±80) and sums of up to e^8 such terms stay normal float32 numbers
+# exp(±80) and sums of up to e^8 such terms stay normal float32 numbers (float64 has room to
+# spare; the same bound keeps the float64 arithmetic on the float32 code paths)
+_EXP_RANGE = 80.0
 
 
 def exp_is_exact(max_logit: float, columns: int) -> bool:
@@ -149,7 +169,8 @@ class _FusedRows(Function):
     def backward(ctx, g, *_):  # type: ignore[override]
         R, K, pos, P_neg, s_pos, lse_neg = ctx.saved_tensors
         with torch.autocast(device_type=R.device.type, enabled=False):
-            return _FusedRows._grads(g.float(), R, K, pos, P_neg, s_pos, lse_neg, ctx.direct)
+            g = g.to(R.dtype)
+            return _FusedRows._grads(g, R, K, pos, P_neg, s_pos, lse_neg, ctx.direct)
 
     @staticmethod
     def _grads(g, R, K, pos, P_neg, s_pos, lse_neg, direct):
@@ -192,7 +213,7 @@ def _general_rows(R, K, pos, excl, qmask, tau_plus: float, beta: float, min_logi
             tail |= qmask.expand_as(tail)
             own = S.detach()[..., S.shape[-1] - q :].masked_fill(~qmask.expand_as(tail), 0.0)
             neg_sum -= own.sum(-1)
-    n_neg = _count_neg(S.shape[-1], pos, excl, qmask)
+    n_neg = _count_neg(S.shape[-1], pos, excl, qmask, S.dtype)
     Sm = S.masked_fill(mask, _NEG_INF)
     if beta > 0:
         # Σ_j w_j e^{s_j} with w_j = e^{β s_j} / mean_j e^{β s_j}
@@ -230,14 +251,15 @@ def row_terms(
 ) -> tuple[torch.Tensor, RowStats]:
     """Loss terms ``(B, m, P)`` and detached row statistics of one row problem (see module doc).
 
-    ``R`` and ``K`` are cast to float32 with autocast off: logits and log-sum-exp in bf16 give
-    gradient errors of several percent. ``min_logit`` is the smallest possible logit (−1/τ for
+    ``R`` and ``K`` are cast to :func:`compute_dtype` (float32, float64 stays float64) with
+    autocast off: logits and log-sum-exp in bf16 give gradient errors of several percent. ``min_logit`` is the smallest possible logit (−1/τ for
     normalised embeddings), the floor of the debiased negative mass. ``stats=False`` skips the
     diagnostic sums (``neg_sum`` is then empty). ``max_logit``: a bound on ``|S|``; when
     :func:`exp_is_exact` holds for it, exponentials are taken without the row-max shift.
     """
     with torch.autocast(device_type=R.device.type, enabled=False):
-        R, K = R.float(), K.float()
+        dtype = compute_dtype(torch.promote_types(R.dtype, K.dtype))
+        R, K = R.to(dtype), K.to(dtype)
         if tau_plus > 0 or beta > 0:
             loss, lse_neg, s_pos, neg_sum, n_neg = _general_rows(
                 R, K, pos, excl, qmask, tau_plus, beta, min_logit
@@ -245,5 +267,7 @@ def row_terms(
         else:
             direct = max_logit is not None and exp_is_exact(max_logit, K.shape[1])
             loss, lse_neg, s_pos, neg_sum = _FusedRows.apply(R, K, pos, excl, qmask, stats, direct)
-            n_neg = _count_neg(K.shape[1], pos, excl, qmask) if stats else lse_neg.new_empty(0)
+            n_neg = (
+                _count_neg(K.shape[1], pos, excl, qmask, dtype) if stats else lse_neg.new_empty(0)
+            )
     return loss, RowStats(lse_neg, s_pos, neg_sum, n_neg)
