@@ -1,11 +1,10 @@
 # sciclr: multi-view InfoNCE contrastive learning for DNA sequences and crystal structures.
 # Run: snakemake --cores all   (see README.md; edit config/config.yaml to change what runs)
 import sys
-from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from sciclr.config import check_inputs, check_schema, normalize, prepare_sections
+from sciclr.config import check_inputs, validate_config
 from sciclr.errors import SciclrError
 
 min_version("8.20")
@@ -14,12 +13,10 @@ min_version("8.20")
 configfile: "config/config.yaml"
 
 
-# strict check first (one line naming the key), then defaults via snakemake's validate
+# one validation against the package's schema (src/sciclr/schemas/config.schema.yaml), which
+# also fills every default; a mistake stops here with one line naming the key or file
 try:
-    check_schema(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-    prepare_sections(config)
-    validate(config, "workflow/schemas/config.schema.yaml")
-    normalize(config)
+    validate_config(config)
     check_inputs(config)
 except SciclrError as err:
     sys.exit(f"sciclr: {err}")

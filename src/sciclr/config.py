@@ -1,9 +1,16 @@
-"""Load and check a sciclr configuration against the workflow's JSON schema.
+"""Configuration: one JSON schema, shipped with the package, holds every key, type and default.
 
-One schema (``workflow/schemas/config.schema.yaml`` and the per-domain files it references) is
-the single source of truth for keys, types and defaults: the Snakefile validates with
-``snakemake.utils.validate`` and tests/notebooks use :func:`load_config`, which does the same.
-Errors are reported as one line naming the key path and what was expected.
+``src/sciclr/schemas/config.schema.yaml`` is the single source of truth. The same validator
+serves both ways in:
+
+* :func:`validate_config` — the whole workflow config (the Snakefile calls it once): checks it,
+  fills every default in place and gives each data set its ``name`` and ``device``;
+* :func:`dataset_params` — one data set's section as a ``sciclr`` verb or a notebook receives it
+  (``--params``; possibly only the sections a step reads): the same checks, the same defaults.
+
+Validation happens here and nowhere else: code below this module reads filled-in values and does
+not re-check what the schema states. A violation is one line naming the key path and what was
+expected (``jsonschema.exceptions.best_match`` picks the error).
 """
 
 from __future__ import annotations
@@ -11,7 +18,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from collections.abc import Mapping
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,86 +29,150 @@ import yaml
 
 from sciclr.errors import SciclrError
 
+__all__ = [
+    "SECTIONS",
+    "check_inputs",
+    "dataset_params",
+    "load_config",
+    "load_params",
+    "load_schema",
+    "read_yaml",
+    "schema_path",
+    "validate_config",
+]
+
+#: A data set's sub-sections; ``train:`` left empty in YAML (None) means "all defaults".
 SECTIONS = ("preprocess", "baselines", "views", "model", "train", "analysis")
+_NUMBER_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def schema_path() -> Path:
-    """Path of the workflow's config schema (``$SCICLR_SCHEMA`` overrides)."""
+    """The schema file inside the installed package (``$SCICLR_SCHEMA`` overrides it: tests)."""
     env = os.environ.get("SCICLR_SCHEMA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+    return Path(str(resources.files("sciclr") / "schemas" / "config.schema.yaml"))
 
 
-def _registry(schema_file: Path):
-    from referencing import Registry, Resource
-
-    def retrieve(uri: str) -> Resource:
-        name = uri.rsplit("/", 1)[-1]
-        return Resource.from_contents(yaml.safe_load((schema_file.parent / name).read_text()))
-
-    return Registry(retrieve=retrieve)
+@lru_cache(maxsize=4)
+def _load_schema(path: str) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
-def _format_error(err: Any) -> str:
+def load_schema() -> dict[str, Any]:
+    """The parsed schema (a fresh copy: callers may not change the cached one)."""
+    return copy.deepcopy(_load_schema(str(schema_path())))
+
+
+def _filling_validator(schema: Mapping[str, Any]):
+    """A Draft 2020-12 validator that also inserts each missing property's ``default``.
+
+    Defaults are deep copies (two data sets never share one default dict); objects inserted
+    this way are then validated, so their own defaults are filled too. The schema puts every
+    default on plain ``properties`` (never inside ``oneOf``/``anyOf`` branches), so a branch
+    that fails cannot leave a default behind.
+    """
+    from jsonschema import Draft202012Validator, validators
+
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, sub):
+        if validator.is_type(instance, "object"):
+            for key, prop in props.items():
+                if key not in instance and isinstance(prop, Mapping) and "default" in prop:
+                    instance[key] = copy.deepcopy(prop["default"])
+        yield from check_properties(validator, props, instance, sub)
+
+    cls = validators.extend(Draft202012Validator, {"properties": properties})
+    return cls(schema)
+
+
+def _format_error(err: Any, prefix: str) -> str:
     path = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-    if err.validator == "additionalProperties":
+    head = f"{prefix}: {path}"
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         allowed = sorted(err.schema.get("properties", {}))
-        extra = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
-        return f"config: {path}: unknown key {', '.join(map(repr, extra))}; allowed keys: {allowed}"
-    if err.validator == "required":
-        return f"config: {path}: {err.message}"
+        extra = sorted(set(err.instance) - set(allowed))
+        return f"{head}: unknown key {', '.join(map(repr, extra))}; allowed keys: {allowed}"
     if err.validator == "enum":
-        return f"config: {path}: {err.instance!r} is not one of {err.validator_value}"
+        return f"{head}: {err.instance!r} is not one of {err.validator_value}"
     if err.validator == "type":
-        return f"config: {path}: {err.instance!r} is not of type {err.validator_value}"
-    return f"config: {path}: {err.message}"
+        expected = err.validator_value
+        msg = f"{head}: {err.instance!r} is not of type {expected}"
+        wants_number = {"number", "integer"} & set(
+            [expected] if isinstance(expected, str) else expected
+        )
+        if wants_number and isinstance(err.instance, str) and _NUMBER_TEXT.match(err.instance):
+            msg += (
+                " (YAML reads a number without a decimal point before the exponent, such as "
+                "2e-3, as text: write 2.0e-3 or 0.002)"
+            )
+        return msg
+    return f"{head}: {err.message}"
 
 
-def _iter_leaf_errors(errors):
-    for err in errors:
-        if err.context:
-            yield from _iter_leaf_errors(err.context)
-        else:
-            yield err
+def _validate(instance: dict[str, Any], schema: Mapping[str, Any], prefix: str) -> None:
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_filling_validator(schema).iter_errors(instance))
+    if error is not None:
+        raise SciclrError(_format_error(error, prefix))
 
 
-def check_schema(config: Mapping[str, Any], schema_file: Path | None = None) -> None:
-    """Raise :class:`SciclrError` with a one-line message if ``config`` violates the schema."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import relevance
-
-    schema_file = Path(schema_file or schema_path()).resolve()
-    schema = yaml.safe_load(schema_file.read_text())
-    schema["$id"] = schema_file.as_uri()
-    validator = Draft202012Validator(schema, registry=_registry(schema_file))
-    errors = list(_iter_leaf_errors(validator.iter_errors(config)))
-    if errors:
-        # deepest error first: it names the exact key, not the enclosing if/then
-        best = max(errors, key=lambda e: (len(e.absolute_path), -relevance(e)[0]))
-        raise SciclrError(_format_error(best))
+def _empty_sections_as_defaults(ds: Any) -> None:
+    if isinstance(ds, dict):
+        for key in SECTIONS:
+            if key in ds and ds[key] is None:
+                ds[key] = {}
 
 
-def prepare_sections(config: dict[str, Any]) -> None:
-    """Give every data set its own section dicts before default filling.
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Check the workflow config against the schema and fill every default, in place.
 
-    ``snakemake.utils.validate`` inserts a schema's ``default: {}`` object itself; without this,
-    two data sets would share (and fill) one dict and a DNA default could leak into materials.
+    Afterwards every data set holds all of its keys, its ``input`` is a list, and it knows its
+    ``name`` and the global ``device`` (what each step's ``--params`` carries).
     """
     for ds in (config.get("datasets") or {}).values():
-        if isinstance(ds, dict):
-            for key in SECTIONS:
-                ds[key] = dict(ds.get(key) or {})
-
-
-def normalize(config: dict[str, Any]) -> dict[str, Any]:
-    """After default filling: inputs as lists, each data set knows its name and the device."""
+        _empty_sections_as_defaults(ds)
+    _validate(config, load_schema(), "config")
     for name, ds in config["datasets"].items():
         ds["name"] = name
         if isinstance(ds["input"], str):
             ds["input"] = [ds["input"]]
         ds["device"] = config["device"]
     return config
+
+
+def _params_schema() -> dict[str, Any]:
+    """The data set schema for one step's ``--params``: only ``domain`` is required (a step
+    gets the sections it reads), plus the ``name`` and ``device`` the workflow adds."""
+    schema = load_schema()
+    params = copy.deepcopy(schema["$defs"]["dataset"])
+    params["properties"]["name"] = {"type": "string"}
+    params["properties"]["device"] = schema["properties"]["device"]
+    params["required"] = ["domain"]
+    return {
+        "$schema": schema.get("$schema"),
+        "$defs": {**schema["$defs"], "params": params},
+        "$ref": "#/$defs/params",
+    }
+
+
+def dataset_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """One data set's section checked against the schema, with every default filled.
+
+    The entry point of direct API and CLI use: a notebook can pass ``{"domain": "dna"}`` and
+    gets exactly what the workflow would run. Returns a new dict; ``params`` is not changed.
+    """
+    if not isinstance(params, Mapping):
+        raise SciclrError(f"params: expected a mapping, got {type(params).__name__}")
+    out = copy.deepcopy(dict(params))
+    _empty_sections_as_defaults(out)
+    if isinstance(out.get("input"), str):
+        out["input"] = [out["input"]]
+    name = out.get("name")
+    _validate(out, _params_schema(), f"params of {name!r}" if name else "params")
+    return out
 
 
 def check_inputs(config: Mapping[str, Any], base: Path | None = None) -> None:
@@ -113,46 +187,46 @@ def check_inputs(config: Mapping[str, Any], base: Path | None = None) -> None:
                 raise SciclrError(f"config: datasets.{name}.{key}: file not found: {p}")
 
 
-def fill_defaults(config: dict[str, Any], schema_file: Path | None = None) -> dict[str, Any]:
-    """Validate and fill defaults exactly as the Snakefile does (``snakemake.utils.validate``)."""
-    from snakemake.utils import validate
-
-    validate(config, str(Path(schema_file or schema_path()).resolve()))
-    return config
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A YAML mapping from ``path``; a syntax error names the file, line and column."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SciclrError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SciclrError(f"{where}: YAML syntax error: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SciclrError(f"{path}: expected a mapping of keys, got {type(data).__name__}")
+    return data
 
 
 def load_config(
     path: str | os.PathLike[str], *overlays: str | os.PathLike[str], base: Path | None = None
 ) -> dict[str, Any]:
-    """Read a config file (plus overlays, deep-merged in order), check and fill it."""
+    """Read a config file plus overlays (merged in order, as ``snakemake --configfile a b``
+    merges them), validate, fill defaults and check that the inputs exist."""
+    from snakemake.utils import update_config
+
     config: dict[str, Any] = {}
     for p in (path, *overlays):
-        with open(p, encoding="utf-8") as fh:
-            config = deep_merge(config, yaml.safe_load(fh) or {})
-    check_schema(config)
-    prepare_sections(config)
-    fill_defaults(config)
-    normalize(config)
+        update_config(config, read_yaml(p))
+    validate_config(config)
     check_inputs(config, base)
     return config
 
 
-def deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``b`` into a copy of ``a`` (dicts recursively; anything else replaced), as
-    Snakemake merges ``--configfile`` overlays."""
-    out = copy.deepcopy(dict(a))
-    for k, v in b.items():
-        out[k] = (
-            deep_merge(out[k], v)
-            if isinstance(v, Mapping) and isinstance(out.get(k), Mapping)
-            else copy.deepcopy(v)
-        )
-    return out
-
-
-def load_params(value: str) -> dict[str, Any]:
-    """Parse ``--params``: a JSON object, or the path of a file holding one (``@`` prefix
-    optional, as for the other ``sciclr`` verbs)."""
+def load_params(value: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The ``--params`` argument: a JSON object, or the path of a file holding one (``@``
+    prefix optional). A mapping is returned as a copy (API callers)."""
+    if isinstance(value, Mapping):
+        return dict(value)
     text, where = value, "--params"
     if not value.lstrip().startswith("{"):
         path = Path(value[1:] if value.startswith("@") else value)

@@ -14,8 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
+
+from sciclr.errors import SciclrError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -23,6 +26,7 @@ os.umask(_UMASK)
 __all__ = [
     "atomic_path",
     "load_torch",
+    "save_matrix",
     "save_torch",
     "write_json",
     "write_table",
@@ -77,3 +81,14 @@ def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
 def load_torch(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:
     """``torch.load`` with ``weights_only=True``: never unpickles arbitrary code."""
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def save_matrix(path: str | os.PathLike[str], ids: Any, X: Any) -> None:
+    """Write a feature or embedding matrix as ``.npz``: ``ids`` (unicode, ``(n,)``) and ``X``
+    (float32, ``(n, d)``), atomically; row ``i`` of ``X`` belongs to ``ids[i]``."""
+    X = np.asarray(X, dtype=np.float32)
+    ids = np.asarray(ids, dtype=str)
+    if X.ndim != 2 or len(X) != len(ids):
+        raise SciclrError(f"{path}: matrix shape {X.shape} does not match {len(ids)} ids")
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, ids=ids, X=X)

@@ -1,7 +1,8 @@
-"""Domain-agnostic pipeline steps behind the CLI: shard → gather → baseline features.
+"""Domain-agnostic pipeline steps behind the CLI: parse → shard → gather → baseline features.
 
-Each step loads what the previous one wrote, asks the data set's domain to do the
-domain-specific work, and writes its outputs atomically.
+Each step fills the data set's defaults from the schema (:func:`sciclr.config.dataset_params`),
+loads what the previous one wrote, asks the data set's domain to do the domain-specific work and
+writes its outputs atomically.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sciclr.config import dataset_params
+from sciclr.data.processed import Processed
 from sciclr.data.records import finalize_records
-from sciclr.domains import Processed, get_domain
+from sciclr.domains import get_domain
 from sciclr.errors import SciclrError
-from sciclr.io import load_torch, save_torch, write_json, write_table
+from sciclr.io import atomic_path, load_torch, save_matrix, save_torch, write_json, write_table
+
+__all__ = ["baseline_features", "gather", "parse_shard", "preprocess_shard", "read_records"]
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +31,45 @@ DATA, RECORDS, REJECTS, SUMMARY = "data.pt", "records.tsv", "rejects.tsv", "summ
 SHARD_RECORDS, SHARD_COUNTS = "records.parquet", "counts.json"
 
 
-def preprocess_shard(cfg: Mapping[str, Any], shard: int, n_shards: int, out: Path) -> None:
-    """Process shard ``shard`` of ``n_shards`` and write data.pt, records.parquet,
-    rejects.tsv and counts.json into ``out``."""
+def _check_shard(shard: int, n_shards: int) -> None:
     if not 0 <= shard < n_shards:
         raise SciclrError(f"shard {shard} is outside 0..{n_shards - 1}")
+
+
+def parse_shard(params: Mapping[str, Any], shard: int, n_shards: int, out: Path) -> None:
+    """Parse shard ``shard`` of ``n_shards`` (domains with a parse stage) into the file ``out``."""
+    cfg = dataset_params(params)
+    _check_shard(shard, n_shards)
     domain = get_domain(cfg["domain"])
-    part = domain.preprocess_shard(cfg, shard, n_shards)
+    if not domain.parse_stage:
+        raise SciclrError(f"domain {cfg['domain']!r} has no parse stage: run `sciclr preprocess`")
+    parsed = domain.parse_shard(cfg, shard, n_shards)
+    log.info(
+        "%s shard %d/%d: parsed %d, rejected %d",
+        cfg.get("name", ""),
+        shard + 1,
+        n_shards,
+        len(parsed["ids"]),
+        len(parsed["rejects"]),
+    )
+    save_torch(out, parsed)
+
+
+def preprocess_shard(
+    params: Mapping[str, Any], shard: int, n_shards: int, out: Path, parsed: Path | None = None
+) -> None:
+    """Process shard ``shard`` of ``n_shards`` (from the ``parsed`` arrays when given) and
+    write data.pt, records.parquet, rejects.tsv and counts.json into the folder ``out``."""
+    cfg = dataset_params(params)
+    _check_shard(shard, n_shards)
+    domain = get_domain(cfg["domain"])
+    arrays = load_torch(parsed) if parsed is not None else None
+    part = domain.preprocess_shard(cfg, shard, n_shards, arrays)
     log.info(
         "%s shard %d/%d: %s", cfg.get("name", ""), shard + 1, n_shards, _counts_line(part.counts)
     )
+    out = Path(out)
     save_torch(out / DATA, part.payload)
-    from sciclr.io import atomic_path
-
     with atomic_path(out / SHARD_RECORDS) as tmp:
         part.records.to_parquet(tmp, index=False)
     write_table(out / REJECTS, part.rejects)
@@ -62,27 +93,26 @@ def _counts_line(counts: Mapping[str, int]) -> str:
     )
 
 
-def gather(cfg: Mapping[str, Any], shard_dirs: Sequence[Path], out: Path) -> None:
+def gather(params: Mapping[str, Any], shard_dirs: Sequence[Path], out: Path) -> None:
     """Merge shards in input order, assign splits, write data.pt, records.tsv, rejects.tsv and
     summary.json (counts in/out/rejected, per split, per reason) into ``out``."""
+    cfg = dataset_params(params)
     domain = get_domain(cfg["domain"])
     merged = domain.merge([_load_shard(Path(d)) for d in shard_dirs], cfg)
     records = finalize_records(merged.records, cfg)
+    name = cfg.get("name", "data set")
     if len(records) == 0:
-        raise SciclrError(
-            f"{cfg.get('name', 'data set')}: no record survived preprocessing; see rejects.tsv"
-        )
+        raise SciclrError(f"{name}: no record survived preprocessing; see rejects.tsv")
     summary = dict(merged.counts)
     summary["splits"] = records["split"].value_counts().to_dict()
     summary["reasons"] = (
         merged.rejects["reason"].value_counts().to_dict() if len(merged.rejects) else {}
     )
-    log.info(
-        "%s: %s; splits %s", cfg.get("name", ""), _counts_line(merged.counts), summary["splits"]
-    )
+    log.info("%s: %s; splits %s", name, _counts_line(merged.counts), summary["splits"])
     for split in ("train", "test"):
         if summary["splits"].get(split, 0) == 0:
-            raise SciclrError(f"{cfg.get('name', 'data set')}: the {split} split is empty")
+            raise SciclrError(f"{name}: the {split} split is empty")
+    out = Path(out)
     save_torch(out / DATA, merged.payload)
     write_table(out / RECORDS, records)
     write_table(out / REJECTS, merged.rejects)
@@ -94,32 +124,21 @@ def read_records(data_dir: Path) -> pd.DataFrame:
     return pd.read_csv(Path(data_dir) / RECORDS, sep="\t", dtype={"id": str, "split": str})
 
 
-def save_matrix(path: Path, ids: Sequence[str], X: np.ndarray) -> None:
-    """Write a feature/embedding matrix as ``.npz`` with ``ids`` (unicode) and ``X`` (float32)."""
-    from sciclr.io import atomic_path
-
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2 or len(X) != len(ids):
-        raise SciclrError(f"{path}: matrix shape {X.shape} does not match {len(ids)} ids")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, ids=np.asarray(ids, dtype=str), X=X)
-
-
 def baseline_features(
-    cfg: Mapping[str, Any], data_dir: Path, out: Path, names: Sequence[str] | None = None
+    params: Mapping[str, Any], data_dir: Path, out: Path, names: Sequence[str] | None = None
 ) -> None:
-    """Write the domain's handcrafted feature sets (all, or those in ``names``) as ``out/<name>.npz``."""
+    """Write the domain's handcrafted feature sets (all, or those in ``names``) as
+    ``out/<name>.npz``; only the requested sets are computed."""
+    cfg = dataset_params(params)
     domain = get_domain(cfg["domain"])
+    known = domain.baseline_names(cfg)
+    unknown = sorted(set(names or ()) - set(known))
+    if unknown:
+        raise SciclrError(f"unknown baseline feature set(s) {unknown}; the data set has {known}")
+    wanted = list(names or known)
     payload = load_torch(Path(data_dir) / DATA)
     ids = read_records(data_dir)["id"].tolist()
-    feats = domain.baseline_features(payload, cfg)
-    unknown = sorted(set(names or ()) - set(feats))
-    if unknown:
-        raise SciclrError(
-            f"unknown baseline feature set(s) {unknown}; the domain has {sorted(feats)}"
-        )
-    for name in names or feats:
-        X = feats[name]
-        save_matrix(Path(out) / f"{name}.npz", ids, X)
-        log.info("%s: baseline %s %s", cfg.get("name", ""), name, tuple(np.shape(X)))
+    feats = domain.baseline_features(payload, cfg, wanted)
+    for name in wanted:
+        save_matrix(Path(out) / f"{name}.npz", ids, feats[name])
+        log.info("%s: baseline %s %s", cfg.get("name", ""), name, tuple(np.shape(feats[name])))

@@ -61,6 +61,7 @@ rule figures:
         features=lambda wc: list(feature_sets(wc.ds, "metrics").values()),
         predictions=f"{R}/{{ds}}/metrics/predictions.tsv",
         train_metrics=f"{R}/{{ds}}/runs/ssl/metrics.csv",
+        similarities=f"{R}/{{ds}}/runs/ssl/similarities.npz",
     output:
         report(
             directory(f"{R}/{{ds}}/figures"),
@@ -81,11 +82,11 @@ rule figures:
     params:
         cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
         features=lambda wc: feature_args(wc.ds, "metrics"),
-        run_dir=lambda wc, input: os.path.dirname(input.train_metrics),
     shell:
         "OMP_NUM_THREADS={threads} sciclr figures --params {params.cfg:q} --records {input.records:q} "
         "--features {params.features:q} --predictions {input.predictions:q} "
-        "--run-dir {params.run_dir:q} --out-dir {output:q} > {log:q} 2>&1"
+        "--training-metrics {input.train_metrics:q} --similarities {input.similarities:q} "
+        "--out-dir {output:q} > {log:q} 2>&1"
 
 
 rule verdict:

@@ -3,17 +3,13 @@ import json
 import os
 import shlex
 
+from sciclr.domains import get_domain
+
 R = config["results"]
 DATASETS = list(config["datasets"])
 REPORT = f"{R}/report.html"
 LOGS = f"{R}/logs"
 BENCH = f"{R}/benchmarks"
-
-# what a handcrafted baseline is called, per domain (the files the `features` rule writes)
-BASELINES = {
-    "dna": lambda ds: [f"kmer{k}" for k in ds["baselines"]["kmer_k"]],
-    "materials": lambda ds: ["element_fractions", "lattice"],
-}
 
 # which config keys each step depends on: a change reruns exactly the steps that read it
 INGEST_KEYS = [
@@ -30,6 +26,7 @@ INGEST_KEYS = [
     "tasks",
     "preprocess",
 ]
+PARSE_KEYS = ["name", "domain", "input", "format", "cif_column", "id_column"]
 FEATURE_KEYS = ["name", "domain", "baselines"]
 TRAIN_KEYS = ["name", "domain", "tasks", "views", "model", "train", "device"]
 EMBED_KEYS = ["name", "domain", "views", "model", "device"]
@@ -53,12 +50,16 @@ def params_json(ds, keys, **override):
     """The data set's config restricted to ``keys`` as canonical JSON (rule params)."""
     cfg = ds_cfg(ds)
     sub = {k: cfg[k] for k in keys if k in cfg}
-    if (
-        keys is INGEST_KEYS
-    ):  # preprocessing reads label columns only, not how they are scored
+    if keys is INGEST_KEYS:
+        # preprocessing reads label columns, not how they are scored, and of the model only
+        # which encoder it is (the transformer reads stored k-mer tokens)
         sub["tasks"] = [
             {"column": t["column"], "type": t["type"]} for t in cfg["tasks"]
         ]
+        if "encoder" in cfg["model"]:
+            sub["model"] = {"encoder": cfg["model"]["encoder"]}
+    if keys is PARSE_KEYS:  # parsing reads the disorder policy, not the graph settings
+        sub["preprocess"] = {"occupancy": cfg["preprocess"]["occupancy"]}
     for section, values in override.items():
         sub[section] = {**sub.get(section, {}), **values}
     return json.dumps(sub, sort_keys=True)
@@ -69,12 +70,31 @@ def run_overrides(run):
     return {} if run == "ssl" else {"train": {"temperature": float(run[3:])}}
 
 
+def domain(ds):
+    return get_domain(ds_cfg(ds)["domain"])
+
+
 def baseline_names(ds):
-    return BASELINES[ds_cfg(ds)["domain"]](ds_cfg(ds))
+    """The data set's handcrafted feature sets, as its domain names them."""
+    return domain(ds).baseline_names(ds_cfg(ds))
 
 
 def n_shards(ds):
-    return int(ds_cfg(ds)["preprocess"].get("shards", 1))
+    return ds_cfg(ds)["preprocess"]["shards"]
+
+
+def shard_dir(wc):
+    return f"{R}/{wc.ds}/processed/shards/{wc.shard}of{wc.n}"
+
+
+def preprocess_inputs(wc):
+    """Raw inputs and label table; the shard's parsed structures for a domain that parses in
+    a step of its own."""
+    cfg = ds_cfg(wc.ds)
+    inputs = {"raw": cfg["input"] + ([cfg["labels"]] if cfg["labels"] else [])}
+    if domain(wc.ds).parse_stage:
+        inputs["parsed"] = f"{shard_dir(wc)}/parsed.pt"
+    return inputs
 
 
 def processed(ds, name="data.pt"):
@@ -120,6 +140,10 @@ def feature_args(ds, scope):
     return [f"{n}={p}" for n, p in feature_sets(ds, scope).items()]
 
 
+def run_file(wc, name):
+    return f"{R}/{wc.ds}/runs/{wc.run}/{name}"
+
+
 def report_inputs(wc=None):
     files = {}
     for ds in DATASETS:
@@ -129,4 +153,5 @@ def report_inputs(wc=None):
         files[f"{ds}_figures"] = f"{R}/{ds}/figures"
         files[f"{ds}_summary"] = processed(ds, "summary.json")
         files[f"{ds}_train"] = f"{R}/{ds}/runs/ssl/train_summary.json"
+        files[f"{ds}_train_metrics"] = f"{R}/{ds}/runs/ssl/metrics.csv"
     return files

@@ -1,10 +1,31 @@
-# Raw files -> shards -> one processed data set (+ rejects) -> handcrafted baseline features.
+# Raw files -> (parsed structures) -> shards -> one processed data set (+ rejects) -> baselines.
+
+
+rule parse_shard:
+    input:
+        lambda wc: ds_cfg(wc.ds)["input"],
+    output:
+        f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/parsed.pt",
+    log:
+        f"{LOGS}/{{ds}}/parse_{{shard}}of{{n}}.log",
+    benchmark:
+        f"{BENCH}/{{ds}}/parse_{{shard}}of{{n}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=compute("preprocess", "mem_mb"),
+        runtime=compute("preprocess", "runtime"),
+    params:
+        cfg=lambda wc: params_json(wc.ds, PARSE_KEYS),
+    shell:
+        "sciclr parse --params {params.cfg:q} --shard {wildcards.shard} "
+        "--n-shards {wildcards.n} --out {output:q} > {log:q} 2>&1"
 
 
 rule preprocess_shard:
     input:
-        lambda wc: ds_cfg(wc.ds)["input"]
-        + ([ds_cfg(wc.ds)["labels"]] if ds_cfg(wc.ds)["labels"] else []),
+        unpack(preprocess_inputs),
     output:
         data=f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/data.pt",
         records=f"{R}/{{ds}}/processed/shards/{{shard}}of{{n}}/records.parquet",
@@ -23,16 +44,20 @@ rule preprocess_shard:
     params:
         cfg=lambda wc: params_json(wc.ds, INGEST_KEYS),
         out=lambda wc, output: os.path.dirname(output.data),
+        parsed=lambda wc, input: (
+            f"--parsed {shlex.quote(input.parsed)}" if "parsed" in input.keys() else ""
+        ),
     shell:
         "sciclr preprocess --params {params.cfg:q} --shard {wildcards.shard} "
-        "--n-shards {wildcards.n} --out {params.out:q} > {log:q} 2>&1"
+        "--n-shards {wildcards.n} {params.parsed} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule gather:
     input:
         lambda wc: expand(
-            f"{R}/{wc.ds}/processed/shards/{{i}}of{n_shards(wc.ds)}/data.pt",
+            f"{R}/{wc.ds}/processed/shards/{{i}}of{n_shards(wc.ds)}/{{f}}",
             i=range(n_shards(wc.ds)),
+            f=["data.pt", "records.parquet", "rejects.tsv", "counts.json"],
         ),
     output:
         data=processed("{ds}", "data.pt"),
@@ -52,7 +77,7 @@ rule gather:
     params:
         cfg=lambda wc: params_json(wc.ds, INGEST_KEYS),
         out=lambda wc, output: os.path.dirname(output.data),
-        shards=lambda wc, input: [os.path.dirname(p) for p in input],
+        shards=lambda wc, input: list(dict.fromkeys(os.path.dirname(p) for p in input)),
     shell:
         "sciclr gather --params {params.cfg:q} --out {params.out:q} {params.shards:q} > {log:q} 2>&1"
 

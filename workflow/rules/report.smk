@@ -62,13 +62,14 @@ rule sweep_summary:
         mem_mb=compute("analysis", "mem_mb"),
         runtime=compute("analysis", "runtime"),
     params:
+        cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
         inputs=lambda wc, input: [
             f"{run[3:]}={p}={m}"
             for run, p, m in zip(sweep_runs(), input.probes, input.metrics)
         ],
     shell:
-        "sciclr sweep-summary --inputs {params.inputs:q} --out {output.table:q} "
-        "--figure {output.figure:q} > {log:q} 2>&1"
+        "sciclr sweep-summary --params {params.cfg:q} --inputs {params.inputs:q} "
+        "--out {output.table:q} --figure {output.figure:q} > {log:q} 2>&1"
 
 
 rule sweep:

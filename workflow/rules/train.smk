@@ -9,6 +9,7 @@ rule train:
         checkpoint=f"{R}/{{ds}}/runs/{{run}}/checkpoint.pt",
         metrics=f"{R}/{{ds}}/runs/{{run}}/metrics.csv",
         summary=f"{R}/{{ds}}/runs/{{run}}/train_summary.json",
+        similarities=f"{R}/{{ds}}/runs/{{run}}/similarities.npz",
     log:
         f"{LOGS}/{{ds}}/train_{{run}}.log",
     benchmark:
@@ -24,9 +25,14 @@ rule train:
         cfg=lambda wc: params_json(wc.ds, TRAIN_KEYS, **run_overrides(wc.run)),
         data=lambda wc, input: os.path.dirname(input.data),
         out=lambda wc, output: os.path.dirname(output.checkpoint),
+        # Not outputs on purpose: Snakemake deletes a job's outputs before it (re)starts and
+        # after it fails, and the resume state must survive exactly that (SIGTERM, retries).
+        resume=lambda wc: run_file(wc, "last.pt"),
+        tensorboard=lambda wc: run_file(wc, "tensorboard"),
     shell:
         "OMP_NUM_THREADS={threads} sciclr train --params {params.cfg:q} --data {params.data:q} "
-        "--out {params.out:q} > {log:q} 2>&1"
+        "--out {params.out:q} --resume {params.resume:q} "
+        "--tensorboard-dir {params.tensorboard:q} > {log:q} 2>&1"
 
 
 rule embed:
@@ -45,9 +51,12 @@ rule embed:
         mem_mb=compute("train", "mem_mb"),
         runtime=compute("train", "runtime"),
     params:
-        # the untrained baseline depends on the model and its seed; a trained one on its checkpoint
+        # the untrained baseline depends on the model and its seed; a trained one on its
+        # checkpoint; both on the embedding batch size (the only other train key embed reads)
         cfg=lambda wc: params_json(
-            wc.ds, EMBED_KEYS, train={"seed": ds_cfg(wc.ds)["train"]["seed"]}
+            wc.ds,
+            EMBED_KEYS,
+            train={k: ds_cfg(wc.ds)["train"][k] for k in ("seed", "embed_batch_size")},
         ),
         data=lambda wc, input: os.path.dirname(input.data),
         checkpoint=lambda wc, input: (

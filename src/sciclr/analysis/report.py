@@ -406,11 +406,12 @@ def _verdict_from_files(base: Path, ds: str, section: Mapping[str, Any]) -> pd.D
     from sciclr.analysis.scoring import read_predictions
     from sciclr.analysis.spec import Settings, resolve_tasks
     from sciclr.analysis.verdict import verdict
+    from sciclr.config import dataset_params
 
     paths = {k: base / LAYOUT[k] for k in ("records", "predictions", "probe_metrics")}
     if not all(p.exists() for p in paths.values()):
         return None
-    settings = Settings.from_params(section, ds)
+    settings = Settings.from_params(dataset_params(section), ds)
     tasks = resolve_tasks(settings, read_records(paths["records"]), str(paths["records"]))
     assign = base / LAYOUT["assignments"]
     return verdict(

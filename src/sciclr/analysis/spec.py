@@ -1,9 +1,10 @@
 """What to evaluate: tasks (configured and derived), probe settings and targets, from a data set's
 config section.
 
-The analysis reads the data set's ``tasks`` (``column``, ``type``) and its ``analysis`` section.
-Every key has a default here, so an empty ``analysis`` section gives a complete, honest
-evaluation; :data:`ANALYSIS_DEFAULTS` is the single list of keys (the workflow schema mirrors it).
+The analysis reads the data set's ``tasks`` (``column``, ``type``) and its ``analysis`` section,
+already checked and filled from the schema (``$defs/analysis``, :func:`sciclr.config.dataset_params`),
+so an empty ``analysis`` section gives a complete, honest evaluation. What the schema cannot
+state — targets naming known metrics, derived tasks — is checked here.
 """
 
 from __future__ import annotations
@@ -19,56 +20,12 @@ import pandas as pd
 from sciclr.errors import SciclrError
 
 __all__ = [
-    "ANALYSIS_DEFAULTS",
     "HIGHER_IS_BETTER",
     "Settings",
     "Target",
     "TaskData",
     "resolve_tasks",
 ]
-
-#: Every ``analysis`` key with its default. Types are checked in :meth:`Settings.from_params`.
-ANALYSIS_DEFAULTS: dict[str, Any] = {
-    "seed": 0,  # seeds bootstrap, CV folds, k-means, Leiden, UMAP, random forest
-    "bootstrap": 1000,  # bootstrap resamples of the test set for 95 % CIs (0 = no CIs)
-    "ci_level": 0.95,
-    "cv_folds": 5,  # folds on train when there is no val split
-    # inverse L2 strengths tried, in half-decade steps where standardised embeddings land:
-    # a decade grid made the chosen C (and test accuracy) jump on one val item
-    "logistic_c": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 10.0, 100.0],
-    "ridge_alpha": [0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0],
-    "max_iter": 1000,  # logistic-regression iterations
-    # class weights of the logistic probe: "auto" = balanced when the task's metric is
-    # balanced_accuracy or macro_f1 (train for what is scored), "balanced", or "none"
-    "class_weight": "auto",
-    "probes": ["linear", "knn"],  # probes run for every feature set (dummy is always added)
-    "knn_k": 10,
-    "rf_features": [],  # feature sets that also get a random-forest probe (a strong baseline)
-    "rf_trees": 300,
-    "primary_feature_set": "ssl",  # the representation under test
-    "verdict_probe": "linear",  # its probe compared with the baselines in the summary
-    "primary_metric": {},  # task name -> metric used for selection and verdicts
-    "derived_tasks": [],  # extra tasks computed from label columns (threshold / subset)
-    # goals stated in the report: {task: {metric: bound}} (metric may carry a probe prefix,
-    # e.g. kmeans_ari; ≥ for higher-is-better metrics, ≤ for mae/rmse) or a list of
-    # {task, metric, min|max, feature_set=ssl, probe=linear}
-    "targets": {},
-    "cluster_column": None,  # task clusters are scored against (default: task with cluster: true, else first classification)
-    "cluster_split": "test",
-    "clustering": ["kmeans", "hdbscan", "leiden"],
-    "cluster_scale": "standardize",  # standardize | l2 | none (applied before clustering)
-    "hdbscan_min_cluster_size": 10,
-    "hdbscan_min_samples": 5,  # neighbours defining core density (None = min_cluster_size)
-    "hdbscan_pca": 20,  # PCA dimensions before HDBSCAN (0 = none); density is unreliable in 1000s of dims
-    "leiden_neighbors": 15,
-    "leiden_resolution": 1.0,
-    "silhouette_max": 2000,  # items sampled for the silhouette (it is O(n^2))
-    "umap": True,
-    "umap_feature_sets": None,  # None = every feature set given to `sciclr figures`
-    "umap_max_points": 2500,  # records embedded per feature set (UMAP time grows ~linearly)
-    "umap_neighbors": 15,
-    "umap_pca": 50,  # PCA dimensions before UMAP for wider features (0 = none)
-}
 
 #: Direction of every metric the analysis writes.
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -135,35 +92,18 @@ class Settings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], dataset: str | None = None) -> Settings:
-        """Read a data set's config section (``name``, ``domain``, ``tasks``, ``analysis``)."""
-        section = params.get("analysis") or {}
-        if not isinstance(section, Mapping):
-            raise SciclrError("params: 'analysis' must be a mapping")
-        unknown = sorted(set(section) - set(ANALYSIS_DEFAULTS))
-        if unknown:
-            raise SciclrError(
-                f"params: unknown analysis key(s) {unknown}; known: {sorted(ANALYSIS_DEFAULTS)}"
-            )
-        values = {**ANALYSIS_DEFAULTS, **section}
-        for key, default in ANALYSIS_DEFAULTS.items():
-            _check_type(key, values[key], default)
-        tasks = params.get("tasks") or []
-        if not isinstance(tasks, Sequence) or not all(
-            isinstance(t, Mapping) and "column" in t for t in tasks
-        ):
-            raise SciclrError("params: 'tasks' must be a list of {column, type} mappings")
-        for t in [*tasks, *values["derived_tasks"]]:
-            if t.get("type") not in ("classification", "regression"):
-                raise SciclrError(
-                    f"params: task {t.get('name', t.get('column'))!r} has type "
-                    f"{t.get('type')!r}; expected 'classification' or 'regression'"
-                )
+        """Read a data set's filled config section (``name``, ``tasks``, ``analysis``)."""
+        values = dict(params["analysis"])
+        tasks = list(params.get("tasks") or [])
         for t in values["derived_tasks"]:
             if "name" not in t or "column" not in t:
                 raise SciclrError(f"params: derived task {dict(t)} needs 'name' and 'column'")
-        _check_choices(values)
+            if t.get("type") not in ("classification", "regression"):
+                raise SciclrError(
+                    f"params: derived task {t['name']!r} has type {t.get('type')!r}; "
+                    "expected 'classification' or 'regression'"
+                )
         targets = _parse_targets(values["targets"], values)
-        tasks = list(tasks)
         derived = list(values["derived_tasks"])
         for t in tasks:  # a regression label also scored as binary: band_gap > 0 = non-metal
             x = t.get("binarize_above")
@@ -179,57 +119,13 @@ class Settings:
                     }
                 )
         values["derived_tasks"] = derived
-        name = dataset or str(params.get("name") or params.get("dataset") or "dataset")
+        name = dataset or str(params.get("name") or "dataset")
         return cls(
             dataset=name,
             domain=str(params.get("domain", "")),
             tasks=tuple(dict(t) for t in tasks),
             values=values,
             targets=targets,
-        )
-
-
-_CHOICES = {
-    "probes": ("linear", "knn", "rf"),
-    "clustering": ("kmeans", "hdbscan", "leiden"),
-}
-_ONE_OF = {
-    "cluster_scale": ("standardize", "l2", "none"),
-    "class_weight": ("auto", "balanced", "none"),
-    "cluster_split": ("train", "val", "test", "all"),
-}
-
-
-def _check_choices(values: Mapping[str, Any]) -> None:
-    for key, allowed in _CHOICES.items():
-        bad = [v for v in values[key] if v not in allowed]
-        if bad:
-            raise SciclrError(f"params: analysis.{key} has {bad}; allowed: {list(allowed)}")
-    for key, allowed in _ONE_OF.items():
-        if values[key] not in allowed:
-            raise SciclrError(
-                f"params: analysis.{key} is {values[key]!r}; expected one of {list(allowed)}"
-            )
-    if not 0 < float(values["ci_level"]) < 1:
-        raise SciclrError(f"params: analysis.ci_level must be in (0, 1), got {values['ci_level']}")
-
-
-def _check_type(key: str, value: Any, default: Any) -> None:
-    if default is None or value is None or key == "targets":
-        return
-    expected: type | tuple[type, ...]
-    if isinstance(default, bool):
-        expected = bool
-    elif isinstance(default, int):
-        expected = int
-    elif isinstance(default, float):
-        expected = (int, float)
-    else:
-        expected = type(default)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise SciclrError(
-            f"params: analysis.{key} must be {getattr(expected, '__name__', 'a number')}, "
-            f"got {value!r}"
         )
 
 

@@ -27,22 +27,27 @@ TIE_TOL = 1e-3  # Å: neighbours closer than this to the cap distance count as t
 
 @dataclass(frozen=True)
 class GraphSettings:
-    """Everything the graph arrays depend on (part of the cache key)."""
+    """Everything the graph arrays depend on (the ``preprocess:`` keys of the schema).
 
-    cutoff: float = 6.0
-    max_neighbors: int | None = 12
-    min_distance: float = 0.5  # Å: closer pairs mean overlapping atoms -> reject
-    max_atoms: int = 256
+    cutoff: radius (Å); max_neighbors: per-atom cap, nearest first (None = no cap);
+    min_distance: closer pairs mean overlapping atoms (Å) -> reject; max_atoms: larger
+    structures are rejected.
+    """
+
+    cutoff: float
+    max_neighbors: int | None
+    min_distance: float
+    max_atoms: int
 
     @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> GraphSettings:
-        cfg = dict(cfg or {})
-        cap = cfg.get("max_neighbors", cls.max_neighbors)
+    def from_cfg(cls, pre: Mapping[str, Any]) -> GraphSettings:
+        """From a filled ``preprocess:`` section (``max_neighbors: 0`` = no cap)."""
+        cap = pre["max_neighbors"]
         return cls(
-            cutoff=float(cfg.get("cutoff", cls.cutoff)),
-            max_neighbors=None if cap in (None, 0) else int(cap),
-            min_distance=float(cfg.get("min_distance", cls.min_distance)),
-            max_atoms=int(cfg.get("max_atoms", cls.max_atoms)),
+            cutoff=float(pre["cutoff"]),
+            max_neighbors=int(cap) or None,
+            min_distance=float(pre["min_distance"]),
+            max_atoms=int(pre["max_atoms"]),
         )
 
 

@@ -21,7 +21,6 @@ from sciclr.errors import SciclrError
 
 __all__ = ["ParsedStructure", "RawRecord", "Reject", "list_inputs", "parse_structure"]
 
-FORMATS = ("auto", "csv", "cif_dir", "poscar_dir")
 _TABLE_SUFFIXES = {".csv", ".tsv", ".tab"}
 _POSCAR_SUFFIXES = {".vasp", ".poscar"}
 
@@ -90,7 +89,7 @@ def _dir_files(root: Path) -> list[Path]:
 
 
 def _read_csv(path: Path, cfg: Mapping[str, Any]) -> pd.DataFrame:
-    id_col, cif_col = cfg.get("id_column", "material_id"), cfg.get("cif_column", "cif")
+    id_col, cif_col = cfg["id_column"], cfg["cif_column"]
     sep = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
     try:
         df = pd.read_csv(path, sep=sep, dtype={id_col: str}, keep_default_na=True)
@@ -108,14 +107,9 @@ def _read_csv(path: Path, cfg: Mapping[str, Any]) -> pd.DataFrame:
 def list_inputs(cfg: Mapping[str, Any]) -> tuple[list[RawRecord], pd.DataFrame | None]:
     """All records of ``cfg["input"]`` in global order, and the label table carried by the
     CSV inputs (None for file inputs). CIF/POSCAR files are not read here."""
-    fmt = cfg.get("format", "auto")
-    if fmt not in FORMATS:
-        raise SciclrError(f"format {fmt!r} is not one of {list(FORMATS)}")
-    inputs = cfg.get("input")
-    paths = [inputs] if isinstance(inputs, str) else list(inputs or [])
-    if not paths:
-        raise SciclrError("no input files configured for the materials data set")
-    id_col, cif_col = cfg.get("id_column", "material_id"), cfg.get("cif_column", "cif")
+    fmt = cfg["format"]
+    paths = list(cfg["input"])
+    id_col, cif_col = cfg["id_column"], cfg["cif_column"]
     records: list[RawRecord] = []
     tables: list[pd.DataFrame] = []
     for raw in paths:

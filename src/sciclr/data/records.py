@@ -94,20 +94,16 @@ def finalize_records(records: pd.DataFrame, cfg: Mapping[str, Any]) -> pd.DataFr
         records["split"] = split.to_numpy()
     else:
         strata = None
-        for task in cfg.get("tasks", []):
-            if task.get("type") == "classification" and task["column"] in records.columns:
+        for task in cfg["tasks"]:
+            if task["type"] == "classification" and task["column"] in records.columns:
                 strata = records[task["column"]].astype(str).to_numpy()
                 break
         records["split"] = assign_splits(
             len(records),
-            cfg.get("split_fractions", {"train": 0.8, "val": 0.1, "test": 0.1}),
-            int(cfg.get("split_seed", 0)),
+            cfg["split_fractions"],
+            cfg["split_seed"],
             strata,
         )
-    label_cols = [t["column"] for t in cfg.get("tasks", [])]
+    label_cols = [t["column"] for t in cfg["tasks"]]
     cols = ["id", "split", *[c for c in label_cols if c not in ("id", "split")]]
     return records[cols].reset_index(drop=True)
-
-
-def empty_rejects() -> pd.DataFrame:
-    return pd.DataFrame(columns=REJECT_COLUMNS)

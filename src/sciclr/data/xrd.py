@@ -35,22 +35,16 @@ MAX_Z = 118
 class XRDSettings:
     """Radiation and binning of the powder pattern (2θ in degrees)."""
 
-    wavelength: str | float = "CuKa"
-    two_theta_min: float = 10.0
-    two_theta_max: float = 90.0
-    bins: int = 320
-    enabled: bool = True
+    wavelength: str | float
+    two_theta_min: float
+    two_theta_max: float
+    bins: int
+    enabled: bool
 
     @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> XRDSettings:
-        cfg = dict(cfg or {})
-        return cls(
-            wavelength=cfg.get("wavelength", cls.wavelength),
-            two_theta_min=float(cfg.get("two_theta_min", cls.two_theta_min)),
-            two_theta_max=float(cfg.get("two_theta_max", cls.two_theta_max)),
-            bins=int(cfg.get("bins", cls.bins)),
-            enabled=bool(cfg.get("enabled", cls.enabled)),
-        )
+    def from_cfg(cls, xrd: Mapping[str, Any]) -> XRDSettings:
+        """From a filled ``preprocess.xrd:`` section."""
+        return cls(**{f: xrd[f] for f in cls.__dataclass_fields__})
 
     @property
     def lam(self) -> float:

@@ -1,15 +1,23 @@
-"""Registry of domains: the data set's ``domain:`` key picks one of these code paths."""
+"""Registry of domains: the data set's ``domain:`` key picks one of these code paths.
+
+Domain modules are imported on first use and are light facades themselves (their heavy parts
+load when a method needs them), so the Snakefile can ask a domain for its baseline names
+without importing torch or pymatgen. The contract a domain fulfils: :mod:`sciclr.domains.base`.
+"""
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from sciclr.domains.base import ContrastiveModel, DataSource, Domain, Processed
 from sciclr.errors import SciclrError
 
-__all__ = ["DOMAINS", "ContrastiveModel", "DataSource", "Domain", "Processed", "get_domain"]
+if TYPE_CHECKING:
+    from sciclr.domains.base import Domain
 
-# name -> "module:attribute"; imported lazily so that DNA users never import pymatgen.
+__all__ = ["DOMAINS", "get_domain"]
+
+#: name -> "module:attribute"
 DOMAINS = {
     "dna": "sciclr.domains.dna:DOMAIN",
     "materials": "sciclr.domains.materials:DOMAIN",

@@ -12,43 +12,13 @@ embedding/feature matrix is the same item.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-
-def config_section(cfg: Mapping[str, Any], key: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """``defaults`` overlaid with the non-null values of ``cfg[key]``.
-
-    The workflow fills every default from the schema; the defaults here serve direct API and CLI
-    use, and a test keeps the two equal.
-    """
-    out = dict(defaults)
-    out.update({k: v for k, v in (cfg.get(key) or {}).items() if v is not None})
-    return out
-
-
-@dataclass
-class Processed:
-    """What preprocessing produces for one data set (or one shard of it).
-
-    payload: tensors/lists/numbers only (saved with ``torch.save``, loaded with
-        ``weights_only=True``); domain-specific layout, row-aligned with ``records``.
-    records: one row per kept item: ``id``, label columns, the split column when configured,
-        and ``order`` (the item's index in the full input, so shards can be merged back into
-        exactly the unsharded order).
-    rejects: ``id``, ``source``, ``reason`` for every dropped record.
-    counts: ``{"in": ..., "out": ..., "rejected": ...}`` plus any domain-specific counters.
-    """
-
-    payload: dict[str, Any]
-    records: pd.DataFrame
-    rejects: pd.DataFrame
-    counts: dict[str, int]
+from sciclr.data.processed import Processed
 
 
 class DataSource(Protocol):
@@ -86,7 +56,7 @@ class ContrastiveModel(nn.Module):
       (seed, step) that is identical on every rank; the model draws the random numbers for the
       *global* batch and keeps its rank's slice (``sciclr.train.distributed.global_slice``), so
       the views, and hence training, do not depend on the number of processes.
-    * View drawing wrapped in ``torch.profiler.record_function(sciclr.train.profiling.VIEWS_LABEL)``
+    * View drawing wrapped in ``torch.profiler.record_function(sciclr.views.PROFILE_LABEL)``
       is counted as data-path time in ``train_summary.json``.
     """
 
@@ -98,13 +68,38 @@ class ContrastiveModel(nn.Module):
 
 
 class Domain(Protocol):
-    """One scientific domain. ``cfg`` is the data set's validated config section."""
+    """One scientific domain. ``cfg`` is the data set's config section, validated and with
+    every default filled (:func:`sciclr.config.dataset_params`).
+
+    A domain object is a light facade: constructing it and calling :meth:`baseline_names` must
+    not import torch or the domain's libraries (the Snakefile does both while it builds the job
+    graph); the other methods import what they need.
+    """
 
     name: str
+    #: whether structures are parsed in a step of their own (``sciclr parse``), so that a
+    #: change of the graph settings re-uses the parsed arrays
+    parse_stage: bool
 
-    def preprocess_shard(self, cfg: Mapping[str, Any], shard: int, n_shards: int) -> Processed:
+    def baseline_names(self, cfg: Mapping[str, Any]) -> list[str]:
+        """The handcrafted feature sets this data set is compared with (``features`` rule)."""
+        ...
+
+    def parse_shard(self, cfg: Mapping[str, Any], shard: int, n_shards: int) -> dict[str, Any]:
+        """Only with ``parse_stage``: parse the records ``i % n_shards == shard`` into plain
+        arrays (tensors, lists, numbers) that :meth:`preprocess_shard` takes as ``parsed``."""
+        ...
+
+    def preprocess_shard(
+        self,
+        cfg: Mapping[str, Any],
+        shard: int,
+        n_shards: int,
+        parsed: Mapping[str, Any] | None = None,
+    ) -> Processed:
         """Read the inputs named in ``cfg`` and process the records with global index
-        ``i % n_shards == shard``. Raise :class:`sciclr.errors.SciclrError` on wrong-format input."""
+        ``i % n_shards == shard`` (from ``parsed`` when given). Raise
+        :class:`sciclr.errors.SciclrError` on wrong-format input."""
         ...
 
     def merge(self, parts: Sequence[Processed], cfg: Mapping[str, Any]) -> Processed:
@@ -115,9 +110,10 @@ class Domain(Protocol):
     def data_source(self, payload: Mapping[str, Any]) -> DataSource: ...
 
     def baseline_features(
-        self, payload: Mapping[str, Any], cfg: Mapping[str, Any]
+        self, payload: Mapping[str, Any], cfg: Mapping[str, Any], names: Sequence[str]
     ) -> dict[str, np.ndarray]:
-        """Handcrafted features per item, e.g. ``{"kmer4": (n, 136), "kmer6": (n, 2080)}``."""
+        """The feature sets ``names`` (from :meth:`baseline_names`) per item, e.g.
+        ``{"kmer4": (n, 136), "kmer6": (n, 2080)}``; only those are computed."""
         ...
 
     def build_model(self, payload: Mapping[str, Any], cfg: Mapping[str, Any]) -> ContrastiveModel:

@@ -21,15 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sciclr.data.dna.codes import PAD, TOKEN_OFFSET, TOKEN_PAD
+from sciclr.data.dna.kmers import n_canonical_kmers
 from sciclr.encoders.heads import MLP
-from sciclr.views.dna import (
-    PAD,
-    TOKEN_OFFSET,
-    TOKEN_PAD,
-    n_canonical_kmers,
-    reverse_complement,
-    token_reverse_complement,
-)
+from sciclr.views.dna import reverse_complement
+from sciclr.views.dna_tokens import token_reverse_complement
 
 __all__ = [
     "DilatedResNet1d",
@@ -232,7 +228,7 @@ class KmerTransformer(nn.Module):
 
     Tokens come from preprocessing (stored once, not recomputed per epoch). Output: masked
     mean(+max) pooling of the last layer, ``(N, out_dim)``. ``rc_invariant`` symmetrises with
-    the token-level reverse complement (:func:`sciclr.views.dna.token_reverse_complement`).
+    the token-level reverse complement (:func:`sciclr.views.dna_tokens.token_reverse_complement`).
     """
 
     def __init__(

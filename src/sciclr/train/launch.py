@@ -28,7 +28,6 @@ from sciclr.train.signals import STOP_SIGNALS, TrainingInterrupted
 
 __all__ = ["run_under_torchrun", "torchrun_command"]
 
-WORKER_MODULE = "sciclr.train.worker"
 #: seconds the workers get to finish a step and save after torchrun has exited
 DRAIN_TIMEOUT_S = 120.0
 
@@ -41,14 +40,26 @@ def _torchrun_handles_signal_option() -> bool:
 
 
 def torchrun_command(
-    nproc: int, cfg: Mapping[str, Any], data_dir: str | Path, out_dir: str | Path
+    nproc: int,
+    cfg: Mapping[str, Any],
+    data_dir: str | Path,
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> list[str]:
+    """``torchrun`` running ``nproc`` copies of ``sciclr train`` with the same arguments (a
+    worker sees torchrun's environment and trains instead of relaunching)."""
     cmd = [sys.executable, "-m", "torch.distributed.run",
            "--standalone", "--nnodes=1", f"--nproc-per-node={nproc}"]  # fmt: skip
     if _torchrun_handles_signal_option():
         cmd.append("--signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1")
-    return [*cmd, "-m", WORKER_MODULE,
-            "--params", json.dumps(dict(cfg)), "--data", str(data_dir), "--out", str(out_dir)]  # fmt: skip
+    cmd += ["-m", "sciclr", "train", "--params", json.dumps(dict(cfg)),
+            "--data", str(data_dir), "--out", str(out_dir)]  # fmt: skip
+    if resume is not None:
+        cmd += ["--resume", str(resume)]
+    if tensorboard_dir is not None:
+        cmd += ["--tensorboard-dir", str(tensorboard_dir)]
+    return cmd
 
 
 def _group_alive(pgid: int) -> bool:
@@ -62,14 +73,21 @@ def _group_alive(pgid: int) -> bool:
 
 
 def run_under_torchrun(
-    nproc: int, cfg: Mapping[str, Any], data_dir: str | Path, out_dir: str | Path
+    nproc: int,
+    cfg: Mapping[str, Any],
+    data_dir: str | Path,
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> None:
     """Run ``nproc`` training workers; raise :class:`TrainingInterrupted` when a stop signal
     was passed on, :class:`SciclrError` when a worker failed."""
     env = os.environ.copy()
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     proc = subprocess.Popen(
-        torchrun_command(nproc, cfg, data_dir, out_dir), env=env, start_new_session=True
+        torchrun_command(nproc, cfg, data_dir, out_dir, resume, tensorboard_dir),
+        env=env,
+        start_new_session=True,
     )
     received: list[int] = []
 

@@ -57,7 +57,7 @@ __all__ = ["Plan", "TrainResult", "Trainer", "plan_steps"]
 
 Evaluator = Callable[[ContrastiveModel], Evaluation]
 
-LAST, BEST, FINAL, METRICS = "last.pt", "best.pt", "checkpoint.pt", "metrics.csv"
+LAST, FINAL, METRICS = "last.pt", "checkpoint.pt", "metrics.csv"
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,10 @@ class Trainer:
     """Trains ``model`` with InfoNCE on ``source[train_idx]`` and writes into ``out_dir``.
 
     ``model`` must already be initialised (seeded by the caller) and identical on every rank.
-    Files (rank 0 only): ``last.pt`` each epoch and on a stop signal, ``best.pt`` on a new best
-    val score, ``metrics.csv`` with the checkpoints, ``checkpoint.pt`` at the end.
+    Files (rank 0 only): the resume state ``resume`` (default ``out_dir/last.pt``: model,
+    optimizer, RNG states and the best val epoch's weights so far) each epoch and on a stop
+    signal, ``metrics.csv`` with it, ``checkpoint.pt`` at the end; TensorBoard event files in
+    ``tensorboard_dir`` (default ``out_dir/tensorboard``) when ``tcfg.tensorboard``.
     """
 
     def __init__(
@@ -122,11 +124,17 @@ class Trainer:
         cfg: Mapping[str, Any],
         evaluator: Evaluator | None = None,
         stream: TextIO | None = None,
+        resume: str | Path | None = None,
+        tensorboard_dir: str | Path | None = None,
     ) -> None:
         self.model, self.loss, self.source = model, loss, source
         self.train_idx = torch.as_tensor(train_idx, dtype=torch.int64)
         self.tcfg, self.device, self.ctx = tcfg, device, ctx
         self.out = Path(out_dir)
+        self.resume_path = Path(resume) if resume is not None else self.out / LAST
+        self.tensorboard_dir = (
+            Path(tensorboard_dir) if tensorboard_dir is not None else self.out / "tensorboard"
+        )
         self.fingerprint, self.cfg = run_fingerprint, dict(cfg)
         self.evaluator = evaluator
         self.plan = plan_steps(len(self.train_idx), tcfg, ctx.world_size)
@@ -200,6 +208,7 @@ class Trainer:
             "metrics": self.metrics.state(),
             "evaluations": list(self.evaluations),
             "best": dict(self.best) if self.best else None,
+            "best_model": self.best_model,
             "train_seconds": self.train_seconds,
         }
 
@@ -214,6 +223,7 @@ class Trainer:
         self.metrics.truncate(int(state["step"]))
         self.evaluations = list(state["evaluations"])
         self.best = dict(state["best"]) if state["best"] else None
+        self.best_model = state["best_model"]
         self.train_seconds = float(state["train_seconds"])
         return int(state["step"])
 
@@ -222,7 +232,7 @@ class Trainer:
     def _save_progress(self, step: int) -> None:
         if not self.ctx.is_main:
             return
-        save_resume(self.out / LAST, self._resume_state(step))
+        save_resume(self.resume_path, self._resume_state(step))
         write_table(self.out / METRICS, self.metrics.frame())
 
     def _evaluate(self, epoch: int, step: int) -> None:
@@ -237,15 +247,13 @@ class Trainer:
             self.tb.log_eval(epoch, result.name, result.value)
         if self.tcfg.select_on_val and result.better_than(self.best and self.best["value"]):
             self.best = {"epoch": epoch, "step": step, "metric": result.name, "value": result.value}
-            save_torch(
-                self.out / BEST, {"format": CHECKPOINT_FORMAT, "model": model_state(self.model)}
-            )
+            self.best_model = model_state(self.model)  # kept in the resume state
 
     def _finalize(self, last_step: int) -> dict[str, Any]:
         """Write ``checkpoint.pt`` (best val epoch or last) and return the selection record."""
         last_epoch = math.ceil(last_step / self.plan.steps_per_epoch)
         if self.tcfg.select_on_val and self.best is not None:
-            state = load_torch(self.out / BEST)["model"]
+            state = self.best_model
             selection = {
                 "epoch": self.best["epoch"],
                 "step": self.best["step"],
@@ -286,8 +294,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self._build()
         self.metrics, self.evaluations, self.best = MetricsLog(), [], None
+        self.best_model: dict[str, torch.Tensor] | None = None
         self.train_seconds = 0.0
-        state = load_resume(self.out / LAST, self.fingerprint)
+        state = load_resume(self.resume_path, self.fingerprint)
         start = self._load_state(state) if state is not None else 0
         if start >= plan.total_steps and (self.out / FINAL).exists():
             if load_torch(self.out / FINAL).get("fingerprint") == self.fingerprint:
@@ -297,7 +306,7 @@ class Trainer:
                 return TrainResult(finished=True, noop=True)
 
         self.tb = (
-            TensorBoardLogger.create(self.out / "tensorboard", self.progress)
+            TensorBoardLogger.create(self.tensorboard_dir, self.progress)
             if tcfg.tensorboard and ctx.is_main
             else None
         )

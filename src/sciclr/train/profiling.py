@@ -4,7 +4,7 @@ A window of steps runs under :mod:`torch.profiler`; the engine labels each step
 (:data:`STEP_LABEL`) and each ``source.batch`` call (:data:`BATCH_LABEL`). View drawing happens
 inside the domain model's forward, so models label it themselves::
 
-    with torch.profiler.record_function(sciclr.train.profiling.VIEWS_LABEL):
+    with torch.profiler.record_function(sciclr.views.PROFILE_LABEL):
         views = draw_views(batch, generator)
 
 CPU times of the labelled ranges are summed (on CUDA the step range ends with a host sync, so
@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-__all__ = ["BATCH_LABEL", "STEP_LABEL", "VIEWS_LABEL", "DataPathProfiler"]
+from sciclr.views import PROFILE_LABEL
+
+__all__ = ["BATCH_LABEL", "STEP_LABEL", "DataPathProfiler"]
 
 STEP_LABEL = "sciclr.step"
 BATCH_LABEL = "sciclr.batch"
-VIEWS_LABEL = "sciclr.views"
 
 
 class DataPathProfiler:
@@ -59,21 +60,21 @@ class DataPathProfiler:
             return
         prof, self._prof = self._prof, None
         prof.__exit__(None, None, None)
-        totals = {STEP_LABEL: 0.0, BATCH_LABEL: 0.0, VIEWS_LABEL: 0.0}
+        totals = {STEP_LABEL: 0.0, BATCH_LABEL: 0.0, PROFILE_LABEL: 0.0}
         seen = set()
         for ev in prof.key_averages():
             if ev.key in totals:
                 totals[ev.key] += ev.cpu_time_total / 1e6
                 seen.add(ev.key)
         step_s = totals[STEP_LABEL]
-        data_s = totals[BATCH_LABEL] + totals[VIEWS_LABEL]
+        data_s = totals[BATCH_LABEL] + totals[PROFILE_LABEL]
         self._result = {
             "method": "torch.profiler (CPU time of labelled ranges)",
             "steps": self._steps,
             "step_s": step_s,
             "batch_s": totals[BATCH_LABEL],
-            "views_s": totals[VIEWS_LABEL] if VIEWS_LABEL in seen else None,
-            "views_labelled": VIEWS_LABEL in seen,
+            "views_s": totals[PROFILE_LABEL] if PROFILE_LABEL in seen else None,
+            "views_labelled": PROFILE_LABEL in seen,
             "fraction": data_s / step_s if step_s > 0 else None,
         }
 

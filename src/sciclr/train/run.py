@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sciclr.config import dataset_params
 from sciclr.domains import get_domain
 from sciclr.domains.base import DataSource, Domain
 from sciclr.errors import SciclrError
-from sciclr.io import atomic_path, load_torch, write_json
+from sciclr.io import atomic_path, load_torch, save_matrix, write_json
 from sciclr.train.checkpoint import fingerprint, load_checkpoint
 from sciclr.train.config import TrainConfig
 from sciclr.train.device import resolve_device
@@ -86,7 +87,7 @@ def _evaluator(
     tcfg: TrainConfig,
 ) -> tuple[KnnEvaluator | None, str]:
     """k-NN evaluator on the first classification task, or None and why not."""
-    task = next((t for t in cfg.get("tasks", []) if t.get("type") == "classification"), None)
+    task = next((t for t in cfg["tasks"] if t["type"] == "classification"), None)
     if task is None:
         return None, "no classification task"
     col = task["column"]
@@ -105,22 +106,29 @@ def _evaluator(
 
 
 def run_training(
-    cfg: Mapping[str, Any], data_dir: str | Path, out_dir: str | Path, stream: TextIO | None = None
+    params: Mapping[str, Any],
+    data_dir: str | Path,
+    out_dir: str | Path,
+    stream: TextIO | None = None,
+    resume: str | Path | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> dict[str, Any] | None:
-    """Train on the ``split == "train"`` rows; write ``checkpoint.pt``, ``last.pt``,
-    ``metrics.csv`` and ``train_summary.json`` into ``out_dir``.
+    """Train on the ``split == "train"`` rows; write ``checkpoint.pt``, ``metrics.csv``,
+    ``train_summary.json`` and ``similarities.npz`` into ``out_dir`` and keep the resume state
+    in ``resume`` (default ``out_dir/last.pt``).
 
-    Relaunches itself under torchrun when more than one process is configured. Returns the
-    summary (None in non-zero ranks, under a relaunch, or when the run was already complete).
-    Raises :class:`sciclr.train.signals.TrainingInterrupted` after saving on SIGTERM/SIGUSR1.
+    ``params``: the data set's config section (defaults are filled from the schema). Relaunches
+    itself under torchrun when more than one process is configured. Returns the summary (None
+    in non-zero ranks, under a relaunch, or when the run was already complete). Raises
+    :class:`sciclr.train.signals.TrainingInterrupted` after saving on SIGTERM/SIGUSR1.
     """
-    cfg = dict(cfg)
-    tcfg = TrainConfig.from_mapping(cfg.get("train"))
-    device = resolve_device(cfg.get("device", "auto"))
+    cfg = dataset_params(params)
+    tcfg = TrainConfig.from_mapping(cfg["train"])
+    device = resolve_device(cfg["device"])
     world = resolve_world_size(tcfg, device)
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     if world > 1 and not launched_by_torchrun():
-        run_under_torchrun(world, cfg, data_dir, out_dir)
+        run_under_torchrun(world, cfg, data_dir, out_dir, resume, tensorboard_dir)
         return None
     ctx = init_distributed(device)
     try:
@@ -161,6 +169,8 @@ def run_training(
             cfg=cfg,
             evaluator=evaluator,
             stream=stream,
+            resume=resume,
+            tensorboard_dir=tensorboard_dir,
         )
         if evaluator is None:
             trainer.progress.message(f"no val model selection: {why}")
@@ -178,7 +188,7 @@ def run_training(
 def _load_trained(domain: Domain, payload: Mapping[str, Any], checkpoint: str | Path):
     """The model of ``checkpoint``, built from the config stored with it."""
     state = load_checkpoint(checkpoint)
-    model = domain.build_model(payload, state["cfg"])
+    model = domain.build_model(payload, dataset_params(state["cfg"]))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -206,7 +216,7 @@ def _write_similarities(
 
 
 def run_embedding(
-    cfg: Mapping[str, Any],
+    params: Mapping[str, Any],
     data_dir: str | Path,
     checkpoint: str | Path | None,
     out_path: str | Path,
@@ -215,10 +225,10 @@ def run_embedding(
     seeded untrained model when ``checkpoint`` is None (the "untrained encoder" baseline: the
     same initial weights training starts from). Writes ``ids`` (unicode) and ``X`` (float32)
     to ``out_path`` with ``np.savez``, atomically; returns ``X``."""
-    cfg = dict(cfg)
+    cfg = dataset_params(params)
     data_dir = Path(data_dir)
-    tcfg = TrainConfig.from_mapping(cfg.get("train"))
-    device = resolve_device(cfg.get("device", "auto"))
+    tcfg = TrainConfig.from_mapping(cfg["train"])
+    device = resolve_device(cfg["device"])
     domain = get_domain(cfg["domain"])
     payload, records = load_data(data_dir)
     source = _source(domain, payload, records, data_dir)
@@ -229,7 +239,5 @@ def run_embedding(
         model = domain.build_model(payload, cfg)
     model.to(device)
     x = embed(model, source, np.arange(len(records)), device, tcfg.embed_batch_size)
-    ids = records["id"].to_numpy().astype(str)
-    with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, ids=ids, X=x)
+    save_matrix(out_path, records["id"].to_numpy().astype(str), x)
     return x

@@ -1,4 +1,4 @@
-"""DNA ingest: FASTA (plain, gzip, bgzip) and GenBank → one uint8 code array plus offsets.
+"""DNA ingest: FASTA/GenBank records → one uint8 code array plus offsets, rejects with reasons.
 
 Every record of the inputs gets a global index (files in the configured order, records in file
 order). Real-file quirks are handled by rule and counted:
@@ -29,11 +29,7 @@ merged output equals the one-shard run.
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
-import lzma
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,260 +37,30 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sciclr.data.dna.codes import (
+    C_GAP,
+    C_INVALID,
+    C_IUPAC,
+    C_IUPAC_LOWER,
+    C_LOWER,
+    C_N,
+    C_N_LOWER,
+    C_SPACE,
+    C_U,
+    C_U_LOWER,
+    CLASS_TABLE,
+    CODE_TABLE,
+    DROP_BYTES,
+    N_CLASSES,
+    invalid_letters,
+    tokenize,
+)
+from sciclr.data.dna.files import read_records
+from sciclr.data.processed import Processed
 from sciclr.data.records import REJECT_COLUMNS, read_label_table
-from sciclr.domains.base import Processed
 from sciclr.errors import SciclrError
-from sciclr.views.dna import N_CODE, TOKEN_OFFSET, TOKEN_UNK
 
-__all__ = [
-    "PREPROCESS_DEFAULTS",
-    "decode",
-    "encode",
-    "preprocess_dna_shard",
-    "read_records",
-    "sniff_format",
-    "tokenize",
-]
-
-PREPROCESS_DEFAULTS: dict[str, Any] = {
-    "min_length": 100,  # records shorter than this (after removing gaps) are rejected
-    "max_n_fraction": 0.5,  # records with a larger fraction of N/ambiguous bases are rejected
-    "max_length": 4096,  # batches hold at most this many bases per record (centred window)
-    # k of the stored non-overlapping k-mer tokens; None = 4 when model.encoder is
-    # "transformer", no tokens otherwise; 0 = never
-    "token_k": None,
-    "kmer_k": [4, 6],  # k of the canonical k-mer baseline profiles
-}
-
-# ----------------------------------------------------------------------------- byte classes
-# Byte → code and byte → class tables, applied with ``bytes.translate`` (a C loop, ~1 GB/s).
-_CODE = np.full(256, 255, dtype=np.uint8)  # 255 = not a nucleotide letter
-for _i, _b in enumerate(b"ACGT"):
-    _CODE[_b] = _CODE[_b + 32] = _i
-_CODE[ord("U")] = _CODE[ord("u")] = 3
-for _b in b"NRYSWKMBDHV":
-    _CODE[_b] = _CODE[_b + 32] = N_CODE
-_GAP_BYTES = b"-.*"  # alignment gaps and stop marks: removed and counted
-_DROP_BYTES = _GAP_BYTES + b"\t\r\n\v\f "  # removed from sequences
-_CODE_TABLE = _CODE.tobytes()
-
-# classes: 0 = upper-case A/C/G/T (the common case), then one class per counted quirk
-C_PLAIN, C_LOWER, C_N, C_N_LOWER, C_IUPAC, C_IUPAC_LOWER, C_U, C_U_LOWER = range(8)
-C_GAP, C_SPACE, C_INVALID = 8, 9, 10
-N_CLASSES = 11
-_CLASS = np.full(256, C_INVALID, dtype=np.uint8)
-for _b in b"ACGT":
-    _CLASS[_b], _CLASS[_b + 32] = C_PLAIN, C_LOWER
-_CLASS[ord("N")], _CLASS[ord("n")] = C_N, C_N_LOWER
-for _b in b"RYSWKMBDHV":
-    _CLASS[_b], _CLASS[_b + 32] = C_IUPAC, C_IUPAC_LOWER
-_CLASS[ord("U")], _CLASS[ord("u")] = C_U, C_U_LOWER
-for _b in _GAP_BYTES:
-    _CLASS[_b] = C_GAP
-for _b in b"\t\r\n\v\f ":
-    _CLASS[_b] = C_SPACE
-_CLASS_TABLE = _CLASS.tobytes()
-_DECODE = np.frombuffer(b"ACGTN-", dtype=np.uint8)
-
-_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
-
-
-def encode(seq: str | bytes) -> np.ndarray:
-    """Encode one sequence to codes (upper-cases, IUPAC → N, drops gaps). For tests and tools;
-    ingest encodes whole files at once. Raises ValueError on a non-nucleotide letter."""
-    data = seq.encode("latin-1") if isinstance(seq, str) else bytes(seq)
-    out = np.frombuffer(data.translate(_CODE_TABLE, _DROP_BYTES), dtype=np.uint8).copy()
-    if (out == 255).any():
-        bad = sorted({chr(c) for c in data.translate(None, _DROP_BYTES) if _CODE[c] == 255})
-        raise ValueError(f"not a nucleotide sequence: letters {bad}")
-    return out
-
-
-def decode(codes: np.ndarray) -> str:
-    """Codes back to an upper-case string (N for every ambiguous base)."""
-    return _DECODE[np.asarray(codes, dtype=np.uint8)].tobytes().decode("ascii")
-
-
-def tokenize(codes: np.ndarray, offsets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Non-overlapping k-mer tokens of ragged sequences (a trailing partial k-mer is dropped).
-
-    Token id = k-mer index (A=0 … T=3, most significant base first) + 2; a k-mer containing N
-    is ``TOKEN_UNK`` (1); 0 is padding. Returns ``(tokens (total,) int16, offsets (n+1,))``.
-    """
-    if not 1 <= k <= 7:
-        raise SciclrError(f"preprocess.token_k must be in [1, 7], got {k}")
-    offsets = np.asarray(offsets, dtype=np.int64)
-    codes = np.asarray(codes, dtype=np.uint8)
-    n_tok = np.diff(offsets) // k
-    tok_off = np.zeros(len(offsets), dtype=np.int64)
-    np.cumsum(n_tok, out=tok_off[1:])
-    # drop each record's trailing partial k-mer (at most k-1 bases per record), then reshape
-    tail = np.diff(offsets) - n_tok * k
-    keep = np.ones(len(codes), dtype=bool)
-    for j in range(1, k):
-        ends = offsets[1:][tail >= j]
-        keep[ends - j] = False
-    kmers = codes[keep].reshape(-1, k)
-    idx = (kmers[:, 0] & 3).astype(np.int32)
-    unk = kmers[:, 0] > 3
-    for j in range(1, k):  # in-place: half the memory traffic of building new arrays
-        idx <<= 2
-        idx |= kmers[:, j] & 3
-        unk |= kmers[:, j] > 3
-    tokens = np.where(unk, TOKEN_UNK, idx + TOKEN_OFFSET).astype(np.int16)
-    return tokens, tok_off
-
-
-# ----------------------------------------------------------------------------- reading files
-def _open_bytes(path: Path) -> io.BufferedIOBase:
-    """Binary stream of the decompressed file (gzip/bgzip, bzip2, xz detected by magic bytes)."""
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise SciclrError(f"{path}: cannot open ({exc.strerror})") from None
-    head = fh.read(6)
-    fh.seek(0)
-    for magic, kind in _MAGIC.items():
-        if head.startswith(magic):
-            if kind == "gzip":  # bgzip is multi-member gzip: the gzip module reads it whole
-                return gzip.open(fh)  # type: ignore[return-value]
-            if kind == "bz2":
-                return bz2.open(fh)  # type: ignore[return-value]
-            return lzma.open(fh)  # type: ignore[return-value]
-    return fh
-
-
-def sniff_format(path: Path, head: bytes) -> str:
-    """``"fasta"`` or ``"genbank"`` from the first bytes; a clear error for anything else."""
-    text = head.lstrip(b"\xef\xbb\xbf").lstrip()  # BOM, leading blank lines
-    if not text:
-        raise SciclrError(f"{path}: file is empty (no sequence records)")
-    if b"\x00" in head:
-        raise SciclrError(f"{path}: binary content, not a FASTA or GenBank text file")
-    if text.startswith(b">") or text.startswith(b";"):
-        return "fasta"
-    if text.startswith(b"LOCUS"):
-        return "genbank"
-    if text.startswith(b"@"):
-        raise SciclrError(f"{path}: looks like FASTQ (reads); sciclr reads FASTA or GenBank")
-    lowered = head.lower()
-    if text.startswith(b"data_") or b"_cell_length_a" in lowered or b"_atom_site" in lowered:
-        raise SciclrError(
-            f"{path}: looks like a CIF crystal structure, not DNA "
-            "(configure it under a 'materials' data set)"
-        )
-    first = text.split(b"\n", 1)[0][:60].decode("latin-1")
-    raise SciclrError(
-        f"{path}: not FASTA ('>' header) or GenBank ('LOCUS' line); first line: {first!r}"
-    )
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
-def split_fasta(data: bytes) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Locate the records of a FASTA text held in memory, vectorised.
-
-    A header is a line starting with ``>``; the record's sequence is everything up to the
-    next header (line breaks and spaces included: they are deleted when encoding). Text before
-    the first header (``;`` comments) is ignored, as Biopython's ``fasta-pearson`` does.
-    Returns ``(titles, starts, ends)`` with the sequence of record ``i`` in
-    ``data[starts[i]:ends[i]]``.
-    """
-    if b"\n" not in data and b"\r" in data:  # classic Mac line ends
-        data = data.replace(b"\r", b"\n")
-    arr = np.frombuffer(data, dtype=np.uint8)
-    gt = np.flatnonzero(arr == ord(">"))
-    gt = gt[(gt == 0) | (arr[np.maximum(gt - 1, 0)] == ord("\n"))]
-    nl = np.flatnonzero(arr == ord("\n"))
-    k = np.searchsorted(nl, gt)
-    if len(nl):
-        head_end = np.where(k < len(nl), nl[np.minimum(k, len(nl) - 1)], len(arr))
-    else:
-        head_end = np.full(len(gt), len(arr), dtype=np.int64)
-    starts = np.minimum(head_end + 1, len(arr))
-    ends = np.r_[gt[1:], len(arr)].astype(np.int64)
-    titles = [
-        data[a + 1 : b].decode("latin-1").strip()
-        for a, b in zip(gt.tolist(), head_end.tolist(), strict=True)
-    ]
-    return titles, starts.astype(np.int64), ends
-
-
-def _genbank_records(handle: io.TextIOBase) -> Iterator[tuple[str, bytes | None]]:
-    from Bio import SeqIO
-    from Bio.Seq import UndefinedSequenceError
-
-    for rec in SeqIO.parse(handle, "genbank"):
-        try:
-            seq = bytes(rec.seq)
-        except UndefinedSequenceError:
-            seq = None  # a CONTIG-only entry: no bases in the file
-        yield rec.id, seq
-
-
-def read_records(
-    path: str | Path, fmt: str = "auto", keep: Callable[[int], bool] | None = None
-) -> tuple[list[str], dict[int, bytes | None]]:
-    """Read one FASTA/GenBank file (plain, gzip/bgzip, bzip2 or xz).
-
-    Returns every record's id (first word of the header; GenBank ``accession.version``) and
-    the raw sequence bytes (line breaks included for FASTA) of the records for which
-    ``keep(i)`` is true (all when ``keep`` is None), keyed by the record's index in the file.
-    Malformed files raise :class:`SciclrError` naming the file (and record where known).
-    """
-    path = Path(path)
-    raw = _open_bytes(path)
-    ids: list[str] = []
-    seqs: dict[int, bytes | None] = {}
-    try:
-        try:
-            head = raw.read(65536)
-            raw.seek(0)
-            kind = sniff_format(path, head)
-            if fmt not in ("auto", kind):
-                raise SciclrError(
-                    f"{path}: configured format {fmt!r} but the file looks like {kind}"
-                )
-            data = raw.read() if kind == "fasta" else b""
-        except (OSError, EOFError, lzma.LZMAError) as exc:
-            raise SciclrError(f"{path}: cannot decompress ({_one_line(exc)})") from None
-        if kind == "fasta":
-            titles, starts, ends = split_fasta(data)
-            ids = [t.split(None, 1)[0] if t else "" for t in titles]
-            for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-                if keep is None or keep(i):
-                    seqs[i] = data[a:b]
-        else:
-            handle = io.TextIOWrapper(raw, encoding="latin-1", newline=None)
-            try:
-                for i, (rid, seq) in enumerate(_genbank_records(handle)):
-                    ids.append(rid.strip())
-                    if keep is None or keep(i):
-                        seqs[i] = seq
-            except (ValueError, EOFError, OSError, lzma.LZMAError) as exc:
-                where = f"record {len(ids) + 1}" + (f" (after {ids[-1]!r})" if ids else "")
-                raise SciclrError(
-                    f"{path}: {where}: cannot parse genbank ({_one_line(exc)})"
-                ) from None
-    finally:
-        raw.close()
-    if not ids:
-        raise SciclrError(f"{path}: no {kind} records found")
-    return ids, seqs
-
-
-# ----------------------------------------------------------------------------- the shard
-def _preprocess_cfg(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(PREPROCESS_DEFAULTS)
-    out.update({k: v for k, v in (cfg.get("preprocess") or {}).items() if v is not None})
-    return out
-
-
-def _invalid_letters(seq: bytes) -> str:
-    """The distinct characters of ``seq`` that are not nucleotide letters, gaps or spaces."""
-    return "".join(sorted({chr(c) for c in set(seq) if _CLASS[c] == C_INVALID}))
+__all__ = ["merge_dna", "preprocess_dna_shard"]
 
 
 _REASON_KEYS = {
@@ -321,13 +87,13 @@ def _looks_like_protein(path: Path, ids: list[str], seqs: Mapping[int, bytes | N
         return
     bad = []
     for i, s in sample:
-        cls = np.bincount(np.frombuffer(s.translate(_CLASS_TABLE), np.uint8), minlength=N_CLASSES)
+        cls = np.bincount(np.frombuffer(s.translate(CLASS_TABLE), np.uint8), minlength=N_CLASSES)
         n = cls[:C_GAP].sum()
         if cls[C_INVALID] or cls[C_IUPAC] + cls[C_IUPAC_LOWER] > 0.5 * max(n, 1):
             bad.append(i)
     if len(bad) * 2 > len(sample):
         i = bad[0]
-        letters = _invalid_letters(seqs[i] or b"")[:8]
+        letters = invalid_letters(seqs[i] or b"")[:8]
         raise SciclrError(
             f"{path}: record {i + 1} ({ids[i]!r}): does not look like DNA "
             f"({len(bad)} of the first {len(sample)} records; letters {''.join(letters) or '—'} "
@@ -341,18 +107,9 @@ def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int =
     :mod:`sciclr.domains.dna`."""
     if not 0 <= shard < n_shards:
         raise SciclrError(f"shard {shard} out of range for {n_shards} shards")
-    pcfg = _preprocess_cfg(cfg)
-    inputs = cfg.get("input")
-    inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs or [])
-    if not inputs:
-        raise SciclrError(f"data set {cfg.get('name', '?')!r}: no input files configured")
-    fmt = str(cfg.get("format", "auto") or "auto").lower()
-    if fmt in ("fa", "fna", "fas"):
-        fmt = "fasta"
-    if fmt in ("gb", "gbk"):
-        fmt = "genbank"
-    if fmt not in ("auto", "fasta", "genbank"):
-        raise SciclrError(f"format must be auto, fasta or genbank, got {fmt!r}")
+    pcfg = cfg["preprocess"]
+    inputs = [str(p) for p in cfg["input"]]
+    fmt = cfg["format"]
     min_length = int(pcfg["min_length"])
     max_n = float(pcfg["max_n_fraction"])
 
@@ -395,7 +152,7 @@ def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int =
     raw_off = np.zeros(len(strs) + 1, dtype=np.int64)
     np.cumsum(raw_len, out=raw_off[1:])
     joined = b"".join(strs)
-    cls = np.frombuffer(joined.translate(_CLASS_TABLE), dtype=np.uint8)
+    cls = np.frombuffer(joined.translate(CLASS_TABLE), dtype=np.uint8)
     odd = np.flatnonzero(cls != 0)  # (a bool mask: ~20x faster than nonzero on uint8)
     rec = np.searchsorted(raw_off, odd, side="right") - 1
     per = np.bincount(rec * N_CLASSES + cls[odd], minlength=len(strs) * N_CLASSES)
@@ -410,12 +167,12 @@ def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int =
     length = raw_len - n_gap - per[:, C_SPACE]
 
     # 4. label table
-    tasks = [t["column"] for t in cfg.get("tasks", []) or []]
+    tasks = [t["column"] for t in cfg["tasks"]]
     split_col = cfg.get("split_column")
     label_cols = [*tasks, *([split_col] if split_col and split_col not in tasks else [])]
     labels = None
     if cfg.get("labels"):
-        labels = read_label_table(cfg["labels"], cfg.get("id_column", "id"), label_cols)
+        labels = read_label_table(cfg["labels"], cfg["id_column"], label_cols)
         labels.index = labels.index.astype(str).str.strip()
 
     # 5. rules, in order; the first that applies is the reason (tests vectorised, messages
@@ -454,7 +211,7 @@ def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int =
         elif r == 2:
             msg = "empty sequence" + (" (GenBank entry without bases)" if undefined[j] else "")
         elif r == 3:
-            letters = _invalid_letters(strs[j])
+            letters = invalid_letters(strs[j])
             msg = (
                 f"not DNA: letters {letters[:10]!r} are not nucleotides"
                 if letters
@@ -471,14 +228,14 @@ def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int =
     # 6. encode the kept records in one translate (gaps and spaces deleted on the way)
     kept_seq = joined if keep.all() else b"".join(s for s, k in zip(strs, keep, strict=True) if k)
     del joined
-    codes = np.frombuffer(kept_seq.translate(_CODE_TABLE, _DROP_BYTES), dtype=np.uint8).copy()
+    codes = np.frombuffer(kept_seq.translate(CODE_TABLE, DROP_BYTES), dtype=np.uint8).copy()
     offsets = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
     np.cumsum(length[keep], out=offsets[1:])
     kept_global = sel[keep]
     kept_ids = [all_ids[g] for g in kept_global.tolist()]
     token_k = pcfg["token_k"]
-    if token_k is None:
-        token_k = 4 if (cfg.get("model") or {}).get("encoder") == "transformer" else 0
+    if token_k is None:  # the transformer reads 4-mer tokens; the CNN reads bases
+        token_k = 4 if cfg["model"]["encoder"] == "transformer" else 0
 
     records = pd.DataFrame({"id": kept_ids})
     if labels is not None:
@@ -551,8 +308,7 @@ def merge_dna(parts: Sequence[Processed], cfg: Mapping[str, Any]) -> Processed:
         perm, records = perm[~dup], records[~dup].reset_index(drop=True)
     codes, offsets = _gather_ragged(codes, lens, perm)
 
-    inputs = cfg.get("input")
-    inputs = [str(inputs)] if isinstance(inputs, str | Path) else [str(p) for p in inputs or []]
+    inputs = [str(p) for p in cfg["input"]]
     rejects = pd.concat([p.rejects for p in parts], ignore_index=True)
     if len(rejects):
         key = rejects["source"].map(lambda s: _source_key(s, inputs))

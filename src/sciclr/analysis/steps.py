@@ -1,17 +1,18 @@
-"""Command-line verbs of the analysis: ``probe``, ``cluster``, ``verdict``, ``diagnostics``,
-``figures``, ``sweep-summary`` and ``report``.
+"""The analysis steps, one function per ``sciclr`` verb: ``probe``, ``cluster``, ``verdict``,
+``diagnostics``, ``figures``, ``sweep-summary``, ``report`` and ``check-report``.
 
-:func:`register` adds them to the main ``sciclr`` parser; each sets ``func`` (called with the
-parsed namespace). The ``run_*`` functions are the same steps for notebooks and tests. Every
-output is written atomically.
+The command line (:mod:`sciclr.cli.analysis`) only parses arguments and calls these; notebooks
+and tests call them directly. ``params`` is the data set's config section (a mapping, JSON text
+or a JSON file); its defaults are filled from the schema here. Every output is written
+atomically.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,13 +25,11 @@ from sciclr.analysis.scoring import (
     score_prediction,
 )
 from sciclr.analysis.spec import Settings, resolve_tasks
-from sciclr.config import load_params
+from sciclr.config import dataset_params, load_params
 from sciclr.errors import SciclrError
 from sciclr.io import write_table
 
 __all__ = [
-    "main",
-    "register",
     "run_check_report",
     "run_cluster",
     "run_diagnostics",
@@ -44,8 +43,17 @@ __all__ = [
 log = logging.getLogger("sciclr.analysis")
 
 
-def _setup(params: str, records: str | Path, dataset: str | None = None):
-    settings = Settings.from_params(load_params(params), dataset)
+Params = str | Mapping[str, Any]
+
+
+def settings_of(params: Params, dataset: str | None = None) -> Settings:
+    """The analysis settings of a data set's ``params`` (JSON, file or mapping), defaults
+    filled from the schema."""
+    return Settings.from_params(dataset_params(load_params(params)), dataset)
+
+
+def _setup(params: Params, records: str | Path, dataset: str | None = None):
+    settings = settings_of(params, dataset)
     rec = read_records(records)
     tasks = resolve_tasks(settings, rec, str(records))
     return settings, rec, tasks
@@ -65,7 +73,7 @@ def _features(items: Sequence[str], ids: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def run_probe(
-    params: str,
+    params: Params,
     records: str | Path,
     features: Sequence[str],
     out: str | Path,
@@ -98,7 +106,7 @@ def run_probe(
 
 
 def run_cluster(
-    params: str,
+    params: Params,
     records: str | Path,
     features: Sequence[str],
     out: str | Path,
@@ -124,7 +132,7 @@ def run_cluster(
 
 
 def run_verdict(
-    params: str,
+    params: Params,
     records: str | Path,
     predictions: str | Path,
     metrics: str | Path,
@@ -174,7 +182,7 @@ def run_diagnostics(training_metrics: str | Path, out: str | Path) -> pd.DataFra
 
 
 def run_figures(
-    params: str,
+    params: Params,
     records: str | Path,
     features: Sequence[str],
     outdir: str | Path,
@@ -218,17 +226,17 @@ def run_figures(
 
 
 def run_sweep_summary(
+    params: Params,
     inputs: Sequence[str],
     out: str | Path,
     figure: str | Path | None = None,
-    params: str | None = None,
 ) -> pd.DataFrame:
     """Collect the sweep's per-τ tables (``TAU=PROBE_TSV[=TRAINING_CSV]``) into one TSV and a
     figure."""
     from sciclr.analysis.figures import save_figure
     from sciclr.analysis.sweep import parse_sweep_inputs, sweep_figure, sweep_summary
 
-    settings = Settings.from_params(load_params(params) if params else {})
+    settings = settings_of(params)
     if figure and Path(figure).suffix != ".png":
         raise SciclrError(f"--figure: {figure} must end in .png (an .svg is written next to it)")
     table = sweep_summary(parse_sweep_inputs(inputs), settings["primary_feature_set"])
@@ -248,129 +256,13 @@ def run_report(
     results: str | Path,
     datasets: Sequence[str],
     out: str | Path,
-    params: str | None = None,
+    params: Params | None = None,
     title: str = "sciclr report",
 ) -> None:
     """Render the self-contained HTML report (``params``: the config, or its ``datasets``)."""
     from sciclr.analysis.report import write_report
 
     write_report(out, results, datasets, load_params(params) if params else None, title)
-
-
-# ---------------------------------------------------------------- argparse
-
-
-def _common(p: argparse.ArgumentParser, features: bool = True) -> None:
-    p.add_argument("--params", required=True, help="data set config section: JSON text or file")
-    p.add_argument("--records", required=True, help="processed/records.tsv")
-    if features:
-        p.add_argument(
-            "--features",
-            nargs="+",
-            required=True,
-            metavar="NAME=PATH",
-            help="feature matrices (.npz with ids, X); e.g. ssl=... kmer4=...",
-        )
-        p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--dataset", default=None, help="data set name (default: params 'name')")
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the analysis verbs to the ``sciclr`` command line."""
-    p = subparsers.add_parser("probe", help="linear / k-NN / RF / dummy probes with bootstrap CIs")
-    _common(p)
-    p.add_argument("--out", required=True, help="metrics TSV (long format)")
-    p.add_argument("--predictions", required=True, help="test predictions TSV")
-    p.set_defaults(
-        func=lambda a: run_probe(
-            a.params, a.records, a.features, a.out, a.predictions, a.threads, a.dataset
-        )
-    )
-
-    p = subparsers.add_parser(
-        "cluster", help="k-means / HDBSCAN / Leiden vs labels (ARI, NMI, silhouette)"
-    )
-    _common(p)
-    p.add_argument("--out", required=True, help="metrics TSV (long format)")
-    p.add_argument("--assignments", default=None, help="cluster assignments TSV (for the verdict)")
-    p.set_defaults(
-        func=lambda a: run_cluster(
-            a.params, a.records, a.features, a.out, a.assignments, a.threads, a.dataset
-        )
-    )
-
-    p = subparsers.add_parser("verdict", help="SSL vs baselines (paired bootstrap) and targets")
-    _common(p, features=False)
-    p.add_argument("--predictions", required=True)
-    p.add_argument("--metrics", required=True, help="probe metrics TSV")
-    p.add_argument("--cluster-metrics", default=None)
-    p.add_argument("--assignments", default=None)
-    p.add_argument("--out", required=True)
-    p.set_defaults(
-        func=lambda a: run_verdict(
-            a.params,
-            a.records,
-            a.predictions,
-            a.metrics,
-            a.out,
-            a.cluster_metrics,
-            a.assignments,
-            a.dataset,
-        )
-    )
-
-    p = subparsers.add_parser("diagnostics", help="summary table of the training metrics CSV")
-    p.add_argument("--training-metrics", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: run_diagnostics(a.training_metrics, a.out))
-
-    p = subparsers.add_parser("figures", help="UMAP, confusion, parity, training curves (PNG+SVG)")
-    _common(p)
-    p.add_argument("--predictions", default=None)
-    p.add_argument(
-        "--run-dir", default=None, help="training run folder: metrics.csv, similarities.npz"
-    )
-    p.add_argument("--training-metrics", default=None, help="overrides RUN_DIR/metrics.csv")
-    p.add_argument(
-        "--similarities", default=None, help="npz with pos, neg (figure skipped if absent)"
-    )
-    p.add_argument("--out-dir", "--outdir", dest="outdir", required=True)
-    p.set_defaults(
-        func=lambda a: run_figures(
-            a.params,
-            a.records,
-            a.features,
-            a.outdir,
-            a.predictions,
-            a.run_dir,
-            a.training_metrics,
-            a.similarities,
-            a.threads,
-            a.dataset,
-        )
-    )
-
-    p = subparsers.add_parser("sweep-summary", help="probe quality and uniformity against τ")
-    p.add_argument("--inputs", nargs="+", required=True, metavar="TAU=PROBE_TSV[=TRAINING_CSV]")
-    p.add_argument("--params", default=None, help="data set config (primary metrics)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--figure", default=None, help="PNG path (an SVG is written next to it)")
-    p.set_defaults(func=lambda a: run_sweep_summary(a.inputs, a.out, a.figure, a.params))
-
-    p = subparsers.add_parser("report", help="self-contained HTML report")
-    p.add_argument(
-        "--results", required=True, help="results folder holding one folder per data set"
-    )
-    p.add_argument("--datasets", nargs="+", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--params", default=None, help="config JSON (domains; verdicts if not on disk)")
-    p.add_argument("--title", default="sciclr report")
-    p.set_defaults(func=lambda a: run_report(a.results, a.datasets, a.out, a.params, a.title))
-
-    p = subparsers.add_parser("check-report", help="open a report in headless Chromium (offline)")
-    p.add_argument("--html", required=True)
-    p.add_argument("--screenshot", default=None)
-    p.set_defaults(func=lambda a: run_check_report(a.html, a.screenshot))
 
 
 def run_check_report(html: str | Path, screenshot: str | Path | None = None) -> None:
@@ -384,19 +276,3 @@ def run_check_report(html: str | Path, screenshot: str | Path | None = None) -> 
             f"{html}: {res.broken} of {res.images} images broken (status {res.status}), "
             f"summary table {'present' if res.has_summary else 'missing'}"
         )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry (the package's ``sciclr`` command registers the same verbs)."""
-    import sys
-
-    parser = argparse.ArgumentParser(prog="sciclr-analysis")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        args.func(args)
-    except SciclrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0

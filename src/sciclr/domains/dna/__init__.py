@@ -1,0 +1,76 @@
+"""The DNA domain: FASTA/GenBank ingest, batched views, strand-aware encoders, k-mer baselines.
+
+This module is the domain's light facade: the Snakefile asks it for the baseline feature names
+when it builds the job graph, which must not import torch (1.5 s per ``snakemake -n``); the
+heavy parts (:mod:`sciclr.data.dna`, :mod:`sciclr.domains.dna.model`) load on first use.
+Payload layout: :mod:`sciclr.data.dna`; pairings and model: :mod:`sciclr.domains.dna.model`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sciclr.data.dna.batch import DnaDataSource
+    from sciclr.data.processed import Processed
+    from sciclr.domains.dna.model import DnaContrastiveModel
+
+__all__ = ["DOMAIN", "DnaDomain"]
+
+
+class DnaDomain:
+    """The :class:`sciclr.domains.base.Domain` implementation for DNA sequences."""
+
+    name = "dna"
+    parse_stage = False  # ingest is one step: no separately cached parse
+
+    def baseline_names(self, cfg: Mapping[str, Any]) -> list[str]:
+        """``kmer{k}`` for every k of ``baselines.kmer_k``."""
+        return [f"kmer{k}" for k in cfg["baselines"]["kmer_k"]]
+
+    def preprocess_shard(
+        self,
+        cfg: Mapping[str, Any],
+        shard: int,
+        n_shards: int,
+        parsed: Mapping[str, Any] | None = None,
+    ) -> Processed:
+        from sciclr.data.dna.ingest import preprocess_dna_shard
+
+        return preprocess_dna_shard(cfg, shard, n_shards)
+
+    def merge(self, parts: Sequence[Processed], cfg: Mapping[str, Any]) -> Processed:
+        from sciclr.data.dna.ingest import merge_dna
+
+        return merge_dna(parts, cfg)
+
+    def data_source(self, payload: Mapping[str, Any]) -> DnaDataSource:
+        from sciclr.data.dna.batch import DnaDataSource
+
+        return DnaDataSource(payload)
+
+    def baseline_features(
+        self, payload: Mapping[str, Any], cfg: Mapping[str, Any], names: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Canonical k-mer frequency profiles of the full records, ``kmer{k}`` → ``(n, F)``
+        float32 (F = 136 for k=4, 2080 for k=6), for the requested ``names``."""
+        import numpy as np
+
+        from sciclr.data.dna.kmers import kmer_profiles_ragged
+
+        codes = np.asarray(payload["codes"], dtype=np.uint8)
+        offsets = np.asarray(payload["offsets"], dtype=np.int64)
+        return {name: kmer_profiles_ragged(codes, offsets, int(name[4:])) for name in names}
+
+    def build_model(
+        self, payload: Mapping[str, Any], cfg: Mapping[str, Any]
+    ) -> DnaContrastiveModel:
+        from sciclr.domains.dna.model import build_model
+
+        return build_model(payload, cfg)
+
+
+DOMAIN = DnaDomain()
