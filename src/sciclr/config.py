@@ -19,7 +19,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -96,6 +96,9 @@ def _format_error(err: Any, prefix: str) -> str:
         return f"{head}: unknown key {', '.join(map(repr, extra))}; allowed keys: {allowed}"
     if err.validator == "enum":
         return f"{head}: {err.instance!r} is not one of {err.validator_value}"
+    if err.validator in ("oneOf", "anyOf"):
+        forms = [_describe(sub) for sub in err.validator_value]
+        return f"{head}: {err.instance!r} is not valid; expected {' or '.join(forms)}"
     if err.validator == "type":
         expected = err.validator_value
         msg = f"{head}: {err.instance!r} is not of type {expected}"
@@ -109,6 +112,21 @@ def _format_error(err: Any, prefix: str) -> str:
             )
         return msg
     return f"{head}: {err.message}"
+
+
+def _describe(sub: Mapping[str, Any]) -> str:
+    """A schema branch in words, for the error of a value that matches none."""
+    if "enum" in sub:
+        return f"one of {sub['enum']}"
+    if "const" in sub:
+        return repr(sub["const"])
+    items = sub.get("items")
+    if sub.get("type") == "array" and isinstance(items, Mapping) and "enum" in items:
+        return f"a list of {items['enum']}"
+    if "pattern" in sub:
+        return f"a string matching {sub['pattern']!r}"
+    bound = [f"{k} {sub[k]}" for k in ("minimum", "exclusiveMinimum") if k in sub]
+    return f"{sub.get('type', 'a value')}" + (f" ({', '.join(bound)})" if bound else "")
 
 
 def _validate(instance: dict[str, Any], schema: Mapping[str, Any], prefix: str) -> None:
@@ -143,14 +161,22 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _params_schema() -> dict[str, Any]:
-    """The data set schema for one step's ``--params``: only ``domain`` is required (a step
-    gets the sections it reads), plus the ``name`` and ``device`` the workflow adds."""
+def _params_schema(required: Sequence[str]) -> dict[str, Any]:
+    """The data set schema for one step's ``--params``: only ``required`` keys are required (a
+    step gets the sections it reads), plus the ``name`` and ``device`` the workflow adds."""
     schema = load_schema()
     params = copy.deepcopy(schema["$defs"]["dataset"])
     params["properties"]["name"] = {"type": "string"}
     params["properties"]["device"] = schema["properties"]["device"]
-    params["required"] = ["domain"]
+    # a plug-in domain given as "module:attribute" (code outside the workflow, e.g. tests);
+    # its own sections are then only checked to be mappings
+    params["properties"]["domain"] = {
+        "anyOf": [
+            params["properties"]["domain"],
+            {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"},
+        ]
+    }
+    params["required"] = list(required)
     return {
         "$schema": schema.get("$schema"),
         "$defs": {**schema["$defs"], "params": params},
@@ -158,11 +184,15 @@ def _params_schema() -> dict[str, Any]:
     }
 
 
-def dataset_params(params: Mapping[str, Any]) -> dict[str, Any]:
+def dataset_params(
+    params: Mapping[str, Any], required: Sequence[str] = ("domain",)
+) -> dict[str, Any]:
     """One data set's section checked against the schema, with every default filled.
 
     The entry point of direct API and CLI use: a notebook can pass ``{"domain": "dna"}`` and
-    gets exactly what the workflow would run. Returns a new dict; ``params`` is not changed.
+    gets exactly what the workflow would run. The domain's own sections (``preprocess``,
+    ``model``, ...) are filled only when ``domain`` is given; steps that do not need it (the
+    analysis) pass ``required=()``. Returns a new dict; ``params`` is not changed.
     """
     if not isinstance(params, Mapping):
         raise SciclrError(f"params: expected a mapping, got {type(params).__name__}")
@@ -171,7 +201,7 @@ def dataset_params(params: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("input"), str):
         out["input"] = [out["input"]]
     name = out.get("name")
-    _validate(out, _params_schema(), f"params of {name!r}" if name else "params")
+    _validate(out, _params_schema(required), f"params of {name!r}" if name else "params")
     return out
 
 

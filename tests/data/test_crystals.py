@@ -1,4 +1,4 @@
-"""Crystal ingest: neighbour lists vs. a brute-force oracle, bad inputs, cache, shards, XRD."""
+"""Crystal ingest: neighbour lists vs. a brute-force oracle, bad inputs, parse stage, shards, XRD."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
+from sciclr.config import dataset_params
 from sciclr.data import crystals
 from sciclr.data.crystal_graphs import TIE_TOL, GraphSettings, build_graphs
 from sciclr.data.crystal_io import list_inputs, parse_structure
+from sciclr.data.crystal_payload import take
 from sciclr.data.xrd import XRDSettings, xrd_pattern
 from sciclr.errors import SciclrError
 
@@ -25,29 +27,40 @@ TASKS = [
 ]
 
 
-def tiny_cfg(cache_dir=None, **pre) -> dict:
-    return {
-        "input": [str(TINY / "materials.csv")],
-        "format": "auto",
-        "cif_column": "cif",
-        "labels": None,
-        "id_column": "material_id",
-        "split_column": "split",
-        "tasks": TASKS,
-        "preprocess": {"cache_dir": cache_dir, **pre},
-    }
+def graph_settings(**kw) -> GraphSettings:
+    """The schema's graph defaults with ``kw`` changed."""
+    return GraphSettings.from_cfg({**dataset_params({"domain": "materials"})["preprocess"], **kw})
+
+
+def tiny_cfg(**pre) -> dict:
+    return dataset_params(
+        {
+            "domain": "materials",
+            "input": [str(TINY / "materials.csv")],
+            "format": "auto",
+            "cif_column": "cif",
+            "labels": None,
+            "id_column": "material_id",
+            "split_column": "split",
+            "tasks": TASKS,
+            "preprocess": pre,
+        }
+    )
 
 
 def bad_cfg(**pre) -> dict:
-    return {
-        "input": [str(BAD / "bad")],
-        "format": "auto",
-        "labels": str(BAD / "bad_labels.csv"),
-        "id_column": "material_id",
-        "split_column": "split",
-        "tasks": TASKS,
-        "preprocess": {"cache_dir": None, **pre},
-    }
+    return dataset_params(
+        {
+            "domain": "materials",
+            "input": [str(BAD / "bad")],
+            "format": "auto",
+            "labels": str(BAD / "bad_labels.csv"),
+            "id_column": "material_id",
+            "split_column": "split",
+            "tasks": TASKS,
+            "preprocess": pre,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +100,7 @@ def _graphs(structs, settings):
 
 
 def test_neighbour_lists_equal_brute_force_oracle(tiny_structures):
-    settings = GraphSettings(cutoff=5.0, max_neighbors=None)
+    settings = graph_settings(cutoff=5.0, max_neighbors=0)
     g, reasons = _graphs(tiny_structures, settings)
     assert all(r is None for r in reasons)
     ptr = g["edge_ptr"]
@@ -105,7 +118,7 @@ def test_neighbour_lists_equal_brute_force_oracle(tiny_structures):
 
 def test_neighbour_cap_keeps_k_nearest_and_whole_shells(tiny_structures):
     k_cap = 8
-    g, _ = _graphs(tiny_structures, GraphSettings(cutoff=6.0, max_neighbors=k_cap))
+    g, _ = _graphs(tiny_structures, graph_settings(cutoff=6.0, max_neighbors=k_cap))
     ptr = g["edge_ptr"]
     for k, s in enumerate(tiny_structures):
         oracle = brute_force_pairs(s.lattice, s.frac, 6.0)
@@ -209,27 +222,23 @@ def test_splits_assigned_on_the_whole_set_when_no_split_column():
     assert set(one.records["split"]) == {"train", "val", "test"}
 
 
-def test_cache_reused_and_cutoff_change_rebuilds(tmp_path, monkeypatch):
-    cache = str(tmp_path / "cache")
-    first = crystals.preprocess_shard(tiny_cfg(cache), 0, 1)
-    assert (first.counts["cache_structures_hit"], first.counts["cache_features_hit"]) == (0, 0)
+def test_parse_stage_is_reused_and_a_cutoff_change_needs_no_parsing(monkeypatch):
+    """Stage 2 from stage 1's stored arrays equals the one-step run, for any graph settings."""
+    parsed = crystals.parse_shard(tiny_cfg(), 0, 1)
+    first = crystals.preprocess_shard(tiny_cfg(), 0, 1)
 
     def no_parse(*args, **kwargs):
-        raise AssertionError("parsed although cached")
+        raise AssertionError("parsed although the parsed arrays were given")
 
     monkeypatch.setattr(crystals, "_parse_all", no_parse)
-    second = crystals.preprocess_shard(tiny_cfg(cache), 0, 1)
-    assert (second.counts["cache_structures_hit"], second.counts["cache_features_hit"]) == (1, 1)
-    _same(first, second)
-    # a new cutoff rebuilds the graphs (from cached arrays, no parsing) and changes them
-    third = crystals.preprocess_shard(tiny_cfg(cache, cutoff=4.0), 0, 1)
-    assert (third.counts["cache_structures_hit"], third.counts["cache_features_hit"]) == (1, 0)
+    _same(first, crystals.preprocess_shard(tiny_cfg(), 0, 1, parsed))
+    third = crystals.preprocess_shard(tiny_cfg(cutoff=4.0), 0, 1, parsed)
     assert third.payload["edge_dist"].max() <= 4.0 + 1e-6
     assert first.payload["edge_dist"].max() > 4.0
+    with pytest.raises(SciclrError, match=r"parsed arrays of shard \[0, 1\] given for shard"):
+        crystals.preprocess_shard(tiny_cfg(), 1, 2, parsed)
     monkeypatch.undo()
-    fresh = crystals.preprocess_shard(tiny_cfg(None, cutoff=4.0), 0, 1)
-    _same(third, fresh)
-    assert len(list(Path(cache).glob("*.pt"))) == 3
+    _same(third, crystals.preprocess_shard(tiny_cfg(cutoff=4.0), 0, 1))
 
 
 def test_payload_layout_and_composition():
@@ -243,7 +252,7 @@ def test_payload_layout_and_composition():
     e = p["edge_index"]
     counts = torch.diff(p["atom_ptr"]).repeat_interleave(torch.diff(p["edge_ptr"]))
     assert (e >= 0).all() and (e < counts).all()  # local indices inside their graph
-    buf = crystals.take(p, torch.tensor([5, 0]))
+    buf = take(p, torch.tensor([5, 0]))
     assert buf["ids"] == [p["ids"][5], p["ids"][0]]
 
 
@@ -251,7 +260,7 @@ def test_xrd_matches_pymatgen_xrdcalculator(tiny_structures):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
     from pymatgen.core import Lattice, Structure
 
-    st = XRDSettings()
+    st = XRDSettings.from_cfg(tiny_cfg()["preprocess"]["xrd"])
     calc = XRDCalculator(wavelength=st.wavelength)
     for s in tiny_structures[::3]:
         ours = xrd_pattern(s.lattice, s.frac, s.z, st)

@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from sciclr.config import dataset_params
+from sciclr.data.dna.codes import PAD
+from sciclr.data.dna.kmers import canonical_kmer_index
 from sciclr.domains import get_domain
-from sciclr.domains.dna import DOMAIN, DnaContrastiveModel
+from sciclr.domains.dna import DOMAIN
+from sciclr.domains.dna.model import DnaContrastiveModel
 from sciclr.errors import SciclrError
 from sciclr.io import load_torch, save_torch
 from sciclr.losses import InfoNCE
-from sciclr.views.dna import PAD, canonical_kmer_index, reverse_complement
+from sciclr.views.dna import reverse_complement
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "resources" / "dna" / "tiny"
@@ -32,20 +36,22 @@ SMALL = {
 
 
 def tiny_cfg(**model) -> dict:
-    return {
-        "name": "tiny",
-        "domain": "dna",
-        "input": [str(TINY / "genomics_tiny.fasta")],
-        "format": "auto",
-        "labels": str(TINY / "labels.tsv"),
-        "id_column": "id",
-        "split_column": "split",
-        "tasks": [{"column": "label", "type": "classification"}],
-        "preprocess": {"min_length": 100, "max_length": 1200, "token_k": 3},
-        "baselines": {"kmer_k": [2, 4]},
-        "views": {"crop_min": 100, "crop_max": 300, "n_views": 2, "kmer_k": 3},
-        "model": {**SMALL, **model},
-    }
+    return dataset_params(
+        {
+            "name": "tiny",
+            "domain": "dna",
+            "input": [str(TINY / "genomics_tiny.fasta")],
+            "format": "auto",
+            "labels": str(TINY / "labels.tsv"),
+            "id_column": "id",
+            "split_column": "split",
+            "tasks": [{"column": "label", "type": "classification"}],
+            "preprocess": {"min_length": 100, "max_length": 1200, "token_k": 3},
+            "baselines": {"kmer_k": [2, 4]},
+            "views": {"crop_min": 100, "crop_max": 300, "n_views": 2, "kmer_k": 3},
+            "model": {**SMALL, **model},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +81,7 @@ def test_data_source_batch(processed):
 
 
 def test_baseline_features_are_canonical_kmer_frequencies(processed):
-    feats = DOMAIN.baseline_features(processed.payload, tiny_cfg())
+    feats = DOMAIN.baseline_features(processed.payload, tiny_cfg(), ["kmer2", "kmer4"])
     assert set(feats) == {"kmer2", "kmer4"}
     assert feats["kmer4"].shape == (180, 136) and feats["kmer4"].dtype == np.float32
     np.testing.assert_allclose(feats["kmer4"].sum(1), 1.0, rtol=1e-5)

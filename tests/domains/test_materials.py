@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from sciclr.config import dataset_params
 from sciclr.data.lattice import n_lattice_invariants
 from sciclr.domains import get_domain
 from sciclr.errors import SciclrError
 
 TINY = Path(__file__).resolve().parents[2] / "resources" / "materials" / "tiny"
 CFG = {
+    "domain": "materials",
     "input": [str(TINY / "materials.csv")],
     "format": "auto",
     "cif_column": "cif",
@@ -21,7 +23,6 @@ CFG = {
     "id_column": "material_id",
     "split_column": "split",
     "tasks": [{"column": "formation_energy_per_atom", "type": "regression"}],
-    "preprocess": {"cache_dir": None},
     "model": {
         "hidden": 32,
         "layers": 2,
@@ -35,7 +36,7 @@ CFG = {
 
 @pytest.fixture(scope="module")
 def processed():
-    return get_domain("materials").preprocess_shard(CFG, 0, 1)
+    return get_domain("materials").preprocess_shard(dataset_params(CFG), 0, 1)
 
 
 def test_batch_collation_matches_per_graph_reference(processed):
@@ -68,7 +69,7 @@ def test_batch_collation_matches_per_graph_reference(processed):
 )
 def test_model_views_shapes_and_seed(processed, pairing, n_views):
     dom = get_domain("materials")
-    cfg = {**CFG, "model": {**CFG["model"], "pairing": pairing}}
+    cfg = dataset_params({**CFG, "model": {**CFG["model"], "pairing": pairing}})
     torch.manual_seed(0)
     model = dom.build_model(processed.payload, cfg)
     b = dom.data_source(processed.payload).batch(torch.arange(16), torch.device("cpu"))
@@ -83,14 +84,21 @@ def test_model_views_shapes_and_seed(processed, pairing, n_views):
     assert e.shape == (16, 32 * (2 + 1) + 32) and torch.isfinite(e).all()  # layers + lattice
 
 
-def test_bad_pairing_is_a_clear_error(processed):
+def test_bad_pairing_is_a_clear_error():
     cfg = {**CFG, "model": {**CFG["model"], "pairing": "smiles"}}
-    with pytest.raises(SciclrError, match="pairing"):
-        get_domain("materials").build_model(processed.payload, cfg)
+    with pytest.raises(
+        SciclrError,
+        match=r"model\.pairing: 'smiles' is not valid; expected one of \['augment', "
+        r"'composition', 'xrd'\] or a list of",
+    ):
+        dataset_params(cfg)
 
 
 def test_baseline_features(processed):
-    feats = get_domain("materials").baseline_features(processed.payload, CFG)
+    dom = get_domain("materials")
+    names = dom.baseline_names(dataset_params(CFG))
+    feats = dom.baseline_features(processed.payload, dataset_params(CFG), names)
+    assert names == ["element_fractions", "lattice"] and set(feats) == set(names)
     x = feats["element_fractions"]
     assert x.shape == (63, 118) and x.dtype.name == "float32"
     row = processed.records.index[processed.records["id"] == "mp-1005"][0]  # FeP
@@ -105,9 +113,10 @@ def test_composition_tower_can_read_descriptors(processed):
     b = dom.data_source(processed.payload).batch(torch.arange(8), torch.device("cpu"))
     for value in ("fractions", "descriptors"):
         model = dom.build_model(
-            processed.payload, {**cfg, "model": {**cfg["model"], "composition_input": value}}
+            processed.payload,
+            dataset_params({**cfg, "model": {**cfg["model"], "composition_input": value}}),
         )
         assert model(b, torch.Generator().manual_seed(0)).shape == (2, 8, 16)
     bad = {**cfg, "model": {**cfg["model"], "composition_input": "smiles"}}
     with pytest.raises(SciclrError, match="composition_input"):
-        dom.build_model(processed.payload, bad)
+        dataset_params(bad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sciclr.data.dna.codes import PAD, TOKEN_OFFSET, TOKEN_PAD
 from sciclr.encoders.dna import (
     DilatedResNet1d,
     KmerMLP,
@@ -14,13 +15,8 @@ from sciclr.encoders.dna import (
     one_hot,
 )
 from sciclr.encoders.heads import MLP, ProjectionHead
-from sciclr.views.dna import (
-    PAD,
-    TOKEN_OFFSET,
-    TOKEN_PAD,
-    reverse_complement,
-    token_reverse_complement,
-)
+from sciclr.views.dna import reverse_complement
+from sciclr.views.dna_tokens import token_reverse_complement
 
 
 def random_batch(seed: int = 0, n: int = 6, width: int = 300):
@@ -146,7 +142,7 @@ def test_kmer_mlp_and_heads_shapes():
 
 def test_kmer_detector_init_counts_kmers_exactly():
     from sciclr.data.dna import encode
-    from sciclr.views.dna import kmer_profile
+    from sciclr.data.dna.kmers import kmer_profile
 
     conv = torch.nn.Conv1d(4, 300, 9, padding=4)
     assert kmer_detector_(conv, 4) == 256
@@ -175,7 +171,7 @@ def test_multiscale_kmer_stem_shapes_and_invariance():
 
 
 def test_composition_branch_starts_as_the_kmer_profile():
-    from sciclr.views.dna import kmer_profile
+    from sciclr.data.dna.kmers import kmer_profile
 
     torch.manual_seed(0)
     enc = DilatedResNet1d(

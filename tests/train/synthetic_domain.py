@@ -22,10 +22,11 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
+from sciclr.config import dataset_params
 from sciclr.domains.base import ContrastiveModel
 from sciclr.io import save_torch, write_table
 from sciclr.train.distributed import global_slice
-from sciclr.train.profiling import VIEWS_LABEL
+from sciclr.views import PROFILE_LABEL
 
 
 class VectorSource:
@@ -72,7 +73,7 @@ class VectorModel(ContrastiveModel):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         n, d = x.shape
-        with record_function(VIEWS_LABEL):
+        with record_function(PROFILE_LABEL):
             start, n_global = global_slice(n)
             noise = torch.randn(2, n_global, d, generator=generator, device=x.device)
             keep = torch.rand(2, n_global, d, generator=generator, device=x.device) >= self.drop
@@ -133,9 +134,11 @@ def make_cfg(**train: Any) -> dict[str, Any]:
         "embed_batch_size": 64,
     }
     base.update(train)
-    return {
-        "domain": "tests.train.synthetic_domain:DOMAIN",
-        "device": "cpu",
-        "tasks": [{"column": "label", "type": "classification"}],
-        "train": base,
-    }
+    return dataset_params(
+        {
+            "domain": "tests.train.synthetic_domain:DOMAIN",
+            "device": "cpu",
+            "tasks": [{"column": "label", "type": "classification"}],
+            "train": base,
+        }
+    )

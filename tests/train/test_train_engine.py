@@ -78,7 +78,8 @@ def test_outputs_metrics_and_summary(trained: tuple[Path, dict]) -> None:
 
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == best["epoch"] and ckpt["cfg"]["train"]["epochs"] == 3
-    assert _states_equal(ckpt["model"], load_torch(out / "best.pt")["model"])
+    assert not (out / "best.pt").exists()  # the best epoch's weights live in the resume state
+    assert _states_equal(ckpt["model"], load_torch(out / "last.pt")["best_model"])
     last = torch.load(out / "last.pt", weights_only=True)
     assert last["step"] == 9 and last["total_steps"] == 9
 
@@ -150,7 +151,7 @@ def test_same_seed_gives_identical_embeddings(
 
 
 def _cli(params: Path, data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "sciclr.train.cli", "train", "--params", str(params),
+    return [sys.executable, "-m", "sciclr", "train", "--params", str(params),
             "--data", str(data), "--out", str(out)]  # fmt: skip
 
 

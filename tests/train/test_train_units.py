@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from sciclr.config import dataset_params, load_schema
 from sciclr.errors import SciclrError
 from sciclr.train.config import TrainConfig
 from sciclr.train.device import resolve_amp, resolve_device
@@ -28,21 +29,25 @@ from sciclr.train.seeding import (
 )
 
 
-def test_config_defaults_and_errors() -> None:
-    assert TrainConfig.from_mapping(None) == TrainConfig()
-    assert TrainConfig.from_mapping({"epochs": 3}).epochs == 3
-    with pytest.raises(SciclrError, match=r"unknown key\(s\) \['epoch'\]"):
-        TrainConfig.from_mapping({"epoch": 3})
-    with pytest.raises(SciclrError, match=r"train\.lr"):
-        TrainConfig.from_mapping({"lr": "fast"})
-    with pytest.raises(SciclrError, match=r"train\.batch_size"):
-        TrainConfig.from_mapping({"batch_size": 1})
-    with pytest.raises(SciclrError, match=r"train\.amp"):
-        TrainConfig.from_mapping({"amp": "fp8"})
-    with pytest.raises(SciclrError, match=r"train\.learn_temperature"):
-        TrainConfig.from_mapping({"learn_temperature": 1})
-    with pytest.raises(SciclrError, match=r"train\.ddp_procs"):
-        TrainConfig.from_mapping({"ddp_procs": 0})
+def tcfg(**train) -> TrainConfig:
+    """A TrainConfig with the schema's defaults and ``train`` changed (as the CLI builds it)."""
+    return TrainConfig.from_mapping(dataset_params({"domain": "dna", "train": train})["train"])
+
+
+def test_config_takes_values_from_the_schema_and_errors_come_from_it() -> None:
+    schema = load_schema()["$defs"]["train"]["properties"]
+    assert tcfg().to_dict() == {k: v["default"] for k, v in schema.items()}
+    assert tcfg(epochs=3).epochs == 3
+    for bad, match in [
+        ({"epoch": 3}, r"params: train: unknown key 'epoch'"),
+        ({"lr": "fast"}, r"train\.lr: 'fast' is not of type number"),
+        ({"batch_size": 1}, r"train\.batch_size: 1 is less than the minimum of 2"),
+        ({"amp": "fp8"}, r"train\.amp: 'fp8' is not one of"),
+        ({"learn_temperature": 1}, r"train\.learn_temperature: 1 is not of type boolean"),
+        ({"ddp_procs": 0}, r"train\.ddp_procs: 0 is less than the minimum of 1"),
+    ]:
+        with pytest.raises(SciclrError, match=match):
+            tcfg(**bad)
 
 
 def test_warmup_cosine_shape() -> None:
@@ -94,17 +99,17 @@ def test_shards_partition_the_global_batch() -> None:
 
 
 def test_plan_clamps_batch_and_counts_steps() -> None:
-    plan = plan_steps(100, TrainConfig(batch_size=32, epochs=3, warmup_epochs=0.5), 2)
+    plan = plan_steps(100, tcfg(batch_size=32, epochs=3, warmup_epochs=0.5), 2)
     assert (plan.batch_size, plan.steps_per_epoch, plan.total_steps, plan.warmup_steps) == (
         32,
         3,
         9,
         2,
     )
-    small = plan_steps(7, TrainConfig(batch_size=32, epochs=2, max_steps=1), 2)
+    small = plan_steps(7, tcfg(batch_size=32, epochs=2, max_steps=1), 2)
     assert (small.batch_size, small.total_steps) == (6, 1)
     with pytest.raises(SciclrError, match="too few"):
-        plan_steps(1, TrainConfig(), 1)
+        plan_steps(1, tcfg(), 1)
 
 
 def test_gloo_sync_batchnorm_equals_batchnorm_in_one_process() -> None:

@@ -10,26 +10,22 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sciclr.data.dna import decode, encode, tokenize
-from sciclr.views.dna import (
-    PAD,
-    TOKEN_OFFSET,
-    TOKEN_PAD,
-    TOKEN_UNK,
-    DnaViewConfig,
+from sciclr.data.dna.codes import PAD, TOKEN_OFFSET, TOKEN_PAD, TOKEN_UNK, decode, encode, tokenize
+from sciclr.data.dna.kmers import (
     canonical_kmer_index,
     kmer_profile,
     kmer_profiles_ragged,
-    make_token_view,
+    n_canonical_kmers,
+)
+from sciclr.views.dna import (
+    DnaViewConfig,
     make_view,
     mask_n,
-    n_canonical_kmers,
     point_mutations,
     random_crop,
     reverse_complement,
-    token_mutations,
-    token_reverse_complement,
 )
+from sciclr.views.dna_tokens import make_token_view, token_mutations, token_reverse_complement
 
 COMP = str.maketrans("ACGTN", "TGCAN")
 seqs = st.lists(st.text("ACGTN", min_size=1, max_size=60), min_size=1, max_size=6)
@@ -115,7 +111,9 @@ def test_views_are_deterministic_under_a_seed_and_vary_across_seeds():
     rng = np.random.default_rng(0)
     strings = ["".join(rng.choice(list("ACGT"), 200)) for _ in range(8)]
     codes, lens = pad_batch(strings)
-    cfg = DnaViewConfig(crop_min=50, crop_max=150, rc_prob=0.5, mutation_rate=0.05, mask_rate=0.05)
+    cfg = DnaViewConfig(
+        crop_min=50, crop_max=150, disjoint=True, rc_prob=0.5, mutation_rate=0.05, mask_rate=0.05
+    )
     a = make_view(codes, lens, cfg, torch.Generator().manual_seed(7))
     b = make_view(codes, lens, cfg, torch.Generator().manual_seed(7))
     c = make_view(codes, lens, cfg, torch.Generator().manual_seed(8))
@@ -220,7 +218,9 @@ def test_token_mutations_change_one_base_of_hit_tokens():
 def test_token_view_shapes_and_determinism():
     tokens = torch.randint(TOKEN_OFFSET, 4**3 + TOKEN_OFFSET, (5, 100), dtype=torch.int16)
     n_tok = torch.tensor([100, 80, 60, 10, 5])
-    cfg = DnaViewConfig(crop_min=30, crop_max=90, mutation_rate=0.02, mask_rate=0.1)
+    cfg = DnaViewConfig(
+        crop_min=30, crop_max=90, disjoint=True, rc_prob=0.5, mutation_rate=0.02, mask_rate=0.1
+    )
     a = make_token_view(tokens, n_tok, 3, cfg, torch.Generator().manual_seed(0))
     b = make_token_view(tokens, n_tok, 3, cfg, torch.Generator().manual_seed(0))
     assert torch.equal(a[0], b[0]) and a[0].dtype == torch.int16

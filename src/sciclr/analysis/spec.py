@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sciclr.config import dataset_params
 from sciclr.errors import SciclrError
 
 __all__ = [
@@ -92,7 +93,9 @@ class Settings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], dataset: str | None = None) -> Settings:
-        """Read a data set's filled config section (``name``, ``tasks``, ``analysis``)."""
+        """Read a data set's config section (``name``, ``domain``, ``tasks``, ``analysis``);
+        missing keys take the schema's defaults (:func:`sciclr.config.dataset_params`)."""
+        params = dataset_params(params, required=())
         values = dict(params["analysis"])
         tasks = list(params.get("tasks") or [])
         for t in values["derived_tasks"]:

@@ -24,7 +24,7 @@ def _label_table(
     """The label table and how to join it: ``("order", ...)`` for labels carried by the
     CSV input row by row, ``("id", ...)`` for a separate table."""
     id_col = cfg["id_column"]
-    tasks = [t["column"] for t in cfg["tasks"]]
+    tasks = [t["column"] for t in cfg.get("tasks") or []]
     split_col = cfg.get("split_column")
     want = [*tasks, *([split_col] if split_col else [])]
     if cfg.get("labels"):
@@ -54,7 +54,7 @@ def join_labels(
     csv_labels: pd.DataFrame | None,
 ) -> tuple[pd.DataFrame, list[tuple[str, str, str, int]]]:
     """Raw records (``id``, task columns, split column, ``order``) and missing-label rejects."""
-    tasks = [t["column"] for t in cfg["tasks"]]
+    tasks = [t["column"] for t in cfg.get("tasks") or []]
     split_col = cfg.get("split_column")
     cols = list(dict.fromkeys([*tasks, *([split_col] if split_col else [])]))
     table, how, name = _label_table(cfg, csv_labels)

@@ -94,7 +94,7 @@ def finalize_records(records: pd.DataFrame, cfg: Mapping[str, Any]) -> pd.DataFr
         records["split"] = split.to_numpy()
     else:
         strata = None
-        for task in cfg["tasks"]:
+        for task in cfg.get("tasks") or []:
             if task["type"] == "classification" and task["column"] in records.columns:
                 strata = records[task["column"]].astype(str).to_numpy()
                 break
@@ -104,6 +104,6 @@ def finalize_records(records: pd.DataFrame, cfg: Mapping[str, Any]) -> pd.DataFr
             cfg["split_seed"],
             strata,
         )
-    label_cols = [t["column"] for t in cfg["tasks"]]
+    label_cols = [t["column"] for t in cfg.get("tasks") or []]
     cols = ["id", "split", *[c for c in label_cols if c not in ("id", "split")]]
     return records[cols].reset_index(drop=True)

@@ -167,7 +167,7 @@ def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int =
     length = raw_len - n_gap - per[:, C_SPACE]
 
     # 4. label table
-    tasks = [t["column"] for t in cfg["tasks"]]
+    tasks = [t["column"] for t in cfg.get("tasks") or []]
     split_col = cfg.get("split_column")
     label_cols = [*tasks, *([split_col] if split_col and split_col not in tasks else [])]
     labels = None
