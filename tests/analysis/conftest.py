@@ -161,7 +161,21 @@ def toy_results(tmp_path_factory, toy) -> Path:
         base / "sweep/summary.png",
         sweep_params,
     )
-    cli.run_report(
-        results, ["toy"], results / "report.html", json.dumps({"datasets": {"toy": toy_params()}})
+    steps.run_report(  # the report reads exactly these files
+        {"datasets": {"toy": toy_params()}},
+        {
+            "toy": {
+                "probe_metrics": str(m / "probe.tsv"),
+                "cluster_metrics": str(m / "cluster.tsv"),
+                "verdict": str(m / "verdict.tsv"),
+                "figures": str(base / "figures"),
+                "preprocess_summary": str(base / "processed/summary.json"),
+                "train_summary": str(base / "runs/ssl/train_summary.json"),
+                "training_metrics": str(base / "runs/ssl/metrics.csv"),
+                "sweep_table": str(base / "sweep/summary.tsv"),
+                "sweep_figure": str(base / "sweep/summary.png"),
+            }
+        },
+        results / "report.html",
     )
     return results

@@ -4,16 +4,45 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sciclr.analysis import cli
+from sciclr import cli
+from sciclr.analysis import steps
 from sciclr.analysis.diagnostics import read_training_metrics, summarize
 from sciclr.analysis.report import build_report
+from sciclr.analysis.report_data import REQUIRED
+from sciclr.errors import SciclrError
 
 from .conftest import toy_params
+
+PARAMS = {"datasets": {"toy": toy_params()}}
+
+
+def toy_inputs(results, sweep: bool = True) -> dict[str, str]:
+    """The toy data set's report inputs, as the workflow's report rule names them."""
+    base = results / "toy"
+    kinds = {
+        "probe_metrics": base / "metrics/probe.tsv",
+        "cluster_metrics": base / "metrics/cluster.tsv",
+        "verdict": base / "metrics/verdict.tsv",
+        "figures": base / "figures",
+        "preprocess_summary": base / "processed/summary.json",
+        "train_summary": base / "runs/ssl/train_summary.json",
+        "training_metrics": base / "runs/ssl/metrics.csv",
+    }
+    if sweep:
+        kinds["sweep_table"] = base / "sweep/summary.tsv"
+        kinds["sweep_figure"] = base / "sweep/summary.png"
+    return {k: str(v) for k, v in kinds.items()}
+
+
+def n_images(html: str) -> int:
+    return html.count('<img src="data:image/png;base64,')
 
 
 def test_metrics_tables_have_the_documented_layout_and_known_answers(toy_results):
@@ -100,27 +129,87 @@ def test_sweep_summary_has_both_temperatures(toy_results):
 def test_diagnostics_derives_the_mi_bound(toy_results, tmp_path):
     df = read_training_metrics(toy_results / "toy/runs/ssl/metrics.csv")
     np.testing.assert_allclose(df["mi_bound"], np.log(255) - df["loss"])
-    table = cli.run_diagnostics(toy_results / "toy/runs/ssl/metrics.csv", tmp_path / "d.tsv")
+    table = steps.run_diagnostics(toy_results / "toy/runs/ssl/metrics.csv", tmp_path / "d.tsv")
     row = table.set_index("quantity").loc["mi_bound"]
     assert row["last"] == pytest.approx(np.log(255) - df["loss"].iloc[-1])
     assert set(summarize(df.assign(split="train")).phase) == {"train"}
 
 
-def test_report_computes_a_missing_verdict_from_the_config(toy_results, tmp_path):
-    import shutil
+def test_a_missing_required_input_is_one_error_naming_it(toy_results, tmp_path):
+    gone = tmp_path / "nowhere/verdict.tsv"
+    with pytest.raises(SciclrError) as err:
+        build_report({"toy": {**toy_inputs(toy_results), "verdict": str(gone)}}, PARAMS)
+    msg = str(err.value)
+    assert "\n" not in msg and str(gone) in msg and "verdict" in msg and "'toy'" in msg
+    for kind in REQUIRED:  # not given at all: the kind and the data set are named
+        inputs = toy_inputs(toy_results)
+        del inputs[kind]
+        with pytest.raises(SciclrError, match=rf"data set 'toy'.*kind '{kind}'"):
+            build_report({"toy": inputs}, PARAMS)
+    empty = tmp_path / "figures"
+    empty.mkdir()
+    with pytest.raises(SciclrError, match=r"figures.json: figures manifest of data set 'toy'"):
+        build_report({"toy": {**toy_inputs(toy_results), "figures": str(empty)}}, PARAMS)
+    with pytest.raises(SciclrError, match=r"unknown kind\(s\) \['records'\]"):
+        build_report({"toy": {**toy_inputs(toy_results), "records": "x.tsv"}}, PARAMS)
+    with pytest.raises(SciclrError, match=r"no section datasets\.toy"):
+        build_report({"toy": toy_inputs(toy_results)}, {"datasets": {}})
 
+
+def test_report_reads_only_the_files_it_is_given(toy_results, tmp_path):
+    # a verdict kept elsewhere under another name; the one in the results folder is garbage
     results = tmp_path / "r"
     shutil.copytree(toy_results / "toy", results / "toy")
-    (results / "toy/metrics/verdict.tsv").unlink()
-    html = build_report(results, ["toy"], {"datasets": {"toy": toy_params()}})
-    assert '<table id="summary">' in html and "verdict computed while rendering" in html
-    html = build_report(results, ["toy"], None)
-    assert "No SSL-vs-baseline comparisons" in html
+    (results / "toy/metrics/verdict.tsv").write_text("not a table\n\x00")
+    v = pd.read_csv(toy_results / "toy/metrics/verdict.tsv", sep="\t")
+    v["statement"] = v["statement"].str.replace("Target met", "Target (elsewhere) met")
+    v.to_csv(tmp_path / "other-verdict.tsv", sep="\t", index=False)
+    inputs = {**toy_inputs(results, sweep=False), "verdict": str(tmp_path / "other-verdict.tsv")}
+    html = build_report({"toy": inputs}, PARAMS)
+    assert "Target (elsewhere) met: ssl/kmeans ari on label" in html
+    # the sweep's files lie in the folder but were not given: no sweep section
+    assert (results / "toy/sweep/summary.tsv").exists()
+    assert "Temperature sweep" not in html
+    manifest = json.loads((results / "toy/figures/figures.json").read_text())
+    assert n_images(html) == len(manifest["figures"])
+    # given its table only: the section and its table, not its figure
+    only_table = {**inputs, "sweep_table": str(results / "toy/sweep/summary.tsv")}
+    html = build_report({"toy": only_table}, PARAMS)
+    assert "Temperature sweep" in html and n_images(html) == len(manifest["figures"])
+    assert "<th>τ</th>" in html
+
+
+def test_text_in_the_page_is_escaped(toy_results, tmp_path):
+    evil = "<script>alert(1)</script>"
+    probe = pd.read_csv(toy_results / "toy/metrics/probe.tsv", sep="\t")
+    probe["task"] = probe["task"].replace("energy", evil)
+    probe.to_csv(tmp_path / "probe.tsv", sep="\t", index=False)
+    inputs = {**toy_inputs(toy_results), "probe_metrics": str(tmp_path / "probe.tsv")}
+    html = build_report({"toy": inputs}, PARAMS, title="a <b>bold</b> title")
+    assert evil not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert html.count("<script>") == 1  # the page's own image check
+    assert "<b>bold</b>" not in html and "a &lt;b&gt;bold&lt;/b&gt; title" in html
+
+
+def test_templates_ship_as_package_data():
+    from fnmatch import fnmatch
+    from importlib import resources
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    root = Path(__file__).parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["sciclr"]
+    templates = resources.files("sciclr") / "analysis" / "templates"
+    names = [f.name for f in templates.iterdir() if f.is_file()]
+    assert "report.html.j2" in names
+    for name in names:
+        assert any(fnmatch(f"analysis/templates/{name}", p) for p in patterns), name
 
 
 def test_figures_without_similarities_say_so(toy, tmp_path):
     params = json.dumps(toy_params())
-    man = cli.run_figures(params, toy["records"], [f"ssl={toy['ssl']}"], tmp_path / "f")
+    man = steps.run_figures(params, toy["records"], [f"ssl={toy['ssl']}"], tmp_path / "f")
     assert any("similarity histogram skipped" in n for n in man["notes"])
     assert any("training curves skipped" in n for n in man["notes"])
     assert any("no predictions" in n for n in man["notes"])
@@ -128,7 +217,7 @@ def test_figures_without_similarities_say_so(toy, tmp_path):
     assert "PCA (UMAP disabled in config)" in man["figures"][0]["caption"]
 
 
-def test_cli_errors_are_one_line(toy, tmp_path, capsys):
+def test_cli_errors_are_one_line(toy, toy_results, tmp_path, capsys):
     params = json.dumps(toy_params())
     rc = cli.main(
         [
@@ -148,18 +237,23 @@ def test_cli_errors_are_one_line(toy, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "missing.npz: feature file not found" in err[0]
     assert not (tmp_path / "m.tsv").exists()
+    missing = tmp_path / "probe.tsv"
+    inputs = {"nope": {**toy_inputs(toy_results), "probe_metrics": str(missing)}}
     rc = cli.main(
         [
             "report",
-            "--results",
-            str(tmp_path),
-            "--datasets",
-            "nope",
+            "--params",
+            json.dumps({"datasets": {"nope": toy_params()}}),
+            "--inputs",
+            json.dumps(inputs),
             "--out",
             str(tmp_path / "r.html"),
         ]
     )
-    assert rc == 2 and "probe metrics not found for data set 'nope'" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert f"{missing}: probe metrics TSV of data set 'nope' not found" in err[0]
+    assert not (tmp_path / "r.html").exists()
 
 
 @pytest.mark.slow

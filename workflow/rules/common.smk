@@ -145,13 +145,27 @@ def run_file(wc, name):
 
 
 def report_inputs(wc=None):
+    """Every file the report reads, named `{ds}__{kind}` (the rule passes exactly these).
+
+    The sweep's summary is shown once `snakemake sweep` has made it: declared only when it
+    exists at DAG-building time: a newer sweep reruns the report, a missing one is not built.
+    """
     files = {}
     for ds in DATASETS:
-        files[f"{ds}_probe"] = f"{R}/{ds}/metrics/probe.tsv"
-        files[f"{ds}_cluster"] = f"{R}/{ds}/metrics/cluster.tsv"
-        files[f"{ds}_verdict"] = f"{R}/{ds}/metrics/verdict.tsv"
-        files[f"{ds}_figures"] = f"{R}/{ds}/figures"
-        files[f"{ds}_summary"] = processed(ds, "summary.json")
-        files[f"{ds}_train"] = f"{R}/{ds}/runs/ssl/train_summary.json"
-        files[f"{ds}_train_metrics"] = f"{R}/{ds}/runs/ssl/metrics.csv"
+        kinds = {
+            "probe_metrics": f"{R}/{ds}/metrics/probe.tsv",
+            "cluster_metrics": f"{R}/{ds}/metrics/cluster.tsv",
+            "verdict": f"{R}/{ds}/metrics/verdict.tsv",
+            "figures": f"{R}/{ds}/figures",
+            "preprocess_summary": processed(ds, "summary.json"),
+            "train_summary": f"{R}/{ds}/runs/ssl/train_summary.json",
+            "training_metrics": f"{R}/{ds}/runs/ssl/metrics.csv",
+        }
+        for kind, path in (
+            ("sweep_table", f"{R}/{ds}/sweep/summary.tsv"),
+            ("sweep_figure", f"{R}/{ds}/sweep/summary.png"),
+        ):
+            if os.path.exists(path):
+                kinds[kind] = path
+        files.update({f"{ds}__{kind}": path for kind, path in kinds.items()})
     return files

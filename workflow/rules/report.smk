@@ -17,8 +17,6 @@ rule report:
         mem_mb=compute("analysis", "mem_mb"),
         runtime=compute("analysis", "runtime"),
     params:
-        datasets=DATASETS,
-        results=lambda wc, output: os.path.dirname(output[0]),
         cfg=lambda wc: json.dumps(
             {
                 "datasets": {
@@ -27,9 +25,20 @@ rule report:
             },
             sort_keys=True,
         ),
+        # data set -> {kind: path} from the named inputs `{ds}__{kind}` (kinds have no "__")
+        inputs=lambda wc, input: json.dumps(
+            {
+                ds: {
+                    name.rsplit("__", 1)[1]: input[name]
+                    for name in input.keys()
+                    if name.rsplit("__", 1)[0] == ds
+                }
+                for ds in DATASETS
+            }
+        ),
     shell:
-        "sciclr report --params {params.cfg:q} --results {params.results:q} "
-        "--datasets {params.datasets:q} --out {output:q} > {log:q} 2>&1"
+        "sciclr report --params {params.cfg:q} --inputs {params.inputs:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule sweep_summary:

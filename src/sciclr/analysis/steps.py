@@ -253,16 +253,21 @@ def run_sweep_summary(
 
 
 def run_report(
-    results: str | Path,
-    datasets: Sequence[str],
+    params: Params,
+    inputs: Params,
     out: str | Path,
-    params: Params | None = None,
     title: str = "sciclr report",
 ) -> None:
-    """Render the self-contained HTML report (``params``: the config, or its ``datasets``)."""
+    """Render the self-contained HTML report from exactly the files named in ``inputs``
+    (data set -> {kind: path}, in page order; JSON, file or mapping). ``params``:
+    ``{"datasets": {name: section}}``, each section's defaults filled from the schema."""
     from sciclr.analysis.report import write_report
 
-    write_report(out, results, datasets, load_params(params) if params else None, title)
+    try:
+        named = load_params(inputs)
+    except SciclrError as exc:  # load_params words its messages for --params
+        raise SciclrError(str(exc).replace("--params", "--inputs", 1)) from None
+    write_report(out, named, load_params(params), title)
 
 
 def run_check_report(html: str | Path, screenshot: str | Path | None = None) -> None:

@@ -10,7 +10,7 @@ __all__ = ["register"]
 def _report(a: argparse.Namespace) -> None:
     from sciclr.analysis.steps import run_report
 
-    run_report(a.results, a.datasets, a.out, a.params, a.title)
+    run_report(a.params, a.inputs, a.out, a.title)
 
 
 def _check(a: argparse.Namespace) -> None:
@@ -21,13 +21,29 @@ def _check(a: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the report verbs to the ``sciclr`` parser."""
-    p = sub.add_parser("report", help="self-contained HTML report")
-    p.add_argument(
-        "--results", required=True, help="results folder holding one folder per data set"
+    p = sub.add_parser(
+        "report",
+        help="self-contained HTML report",
+        description="Render the HTML report from exactly the files named in --inputs "
+        "(nothing else is read).",
     )
-    p.add_argument("--datasets", nargs="+", required=True, help="data sets, in report order")
     p.add_argument("--out", required=True, help="report.html")
-    p.add_argument("--params", default=None, help="config JSON (domains; verdicts if not on disk)")
+    p.add_argument(
+        "--params",
+        required=True,
+        metavar="JSON|FILE",
+        help='{"datasets": {NAME: SECTION}} as JSON text or a file (@file.json): each data '
+        "set's domain and analysis settings; missing keys take the schema's defaults",
+    )
+    p.add_argument(
+        "--inputs",
+        required=True,
+        metavar="JSON|FILE",
+        help="{NAME: {KIND: PATH}} as JSON text or a file (@file.json), data sets in report "
+        "order; kinds: probe_metrics, cluster_metrics, verdict, figures (folder with "
+        "figures.json), preprocess_summary, train_summary, training_metrics; optional "
+        "sweep_table, sweep_figure",
+    )
     p.add_argument("--title", default="sciclr report", help="page title")
     p.set_defaults(func=_report)
 
