@@ -33,9 +33,11 @@ def copy_workflow(dest: Path, with_tiny_data: bool = True) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir`` with this interpreter's environment."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir`` with this interpreter's environment (plus ``env``)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=workdir,
@@ -46,11 +48,25 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
     )
 
 
+IO_AUDIT = REPO / "tests" / "workflow" / "io_audit"
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """The whole workflow on the tiny data (config/test.yaml), run once per test session."""
+    """The whole workflow on the tiny data (config/test.yaml), run once per test session.
+
+    Every job's Python process records the files it opens into ``.io_audit/`` (see
+    ``tests/workflow/io_audit/sitecustomize.py``), for the declared-I/O test.
+    """
     work = copy_workflow(tmp_path_factory.mktemp("tiny_run"))
-    proc = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml")
+    (work / ".io_audit").mkdir()
+    audit = {
+        "SCICLR_IO_AUDIT": str(work / ".io_audit"),
+        "PYTHONPATH": os.pathsep.join(
+            [str(IO_AUDIT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+    }
+    proc = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", env=audit)
     if proc.returncode != 0:
         logs = "\n".join(
             f"--- {p}\n{p.read_text()[-3000:]}"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sciclr.analysis import cli
+from sciclr.analysis import steps
 
 CLASSES = ["alpha", "beta", "gamma", "delta"]
 SPLIT_SIZES = {"train": 36, "val": 10, "test": 14}  # per class
@@ -125,9 +125,11 @@ def toy_results(tmp_path_factory, toy) -> Path:
     )
     write_training(base / "runs/ssl")
     m = base / "metrics"
-    cli.run_probe(params, toy["records"], feats, m / "probe.tsv", m / "predictions.tsv")
-    cli.run_cluster(params, toy["records"], feats, m / "cluster.tsv", m / "cluster_assignments.tsv")
-    cli.run_verdict(
+    steps.run_probe(params, toy["records"], feats, m / "probe.tsv", m / "predictions.tsv")
+    steps.run_cluster(
+        params, toy["records"], feats, m / "cluster.tsv", m / "cluster_assignments.tsv"
+    )
+    steps.run_verdict(
         params,
         toy["records"],
         m / "predictions.tsv",
@@ -136,7 +138,7 @@ def toy_results(tmp_path_factory, toy) -> Path:
         m / "cluster.tsv",
         m / "cluster_assignments.tsv",
     )
-    cli.run_figures(
+    steps.run_figures(
         params, toy["records"], feats, base / "figures", m / "predictions.tsv", base / "runs/ssl"
     )
     # a two-temperature sweep: τ = 0.1 is the main run; τ = 0.5 a noisier ssl embedding
@@ -144,7 +146,7 @@ def toy_results(tmp_path_factory, toy) -> Path:
     X = noisy["X"] + np.random.default_rng(5).normal(scale=4.0, size=noisy["X"].shape)
     np.savez(base / "tau0.5.npz", ids=noisy["ids"], X=X.astype(np.float32))
     sweep_params = json.dumps(toy_params(probes=["linear"], rf_features=[]))
-    cli.run_probe(
+    steps.run_probe(
         sweep_params,
         toy["records"],
         [f"ssl={base / 'tau0.5.npz'}"],
@@ -152,14 +154,14 @@ def toy_results(tmp_path_factory, toy) -> Path:
         base / "sweep/tau0.5/predictions.tsv",
     )
     write_training(base / "runs/tau0.5", seed=1)
-    cli.run_sweep_summary(
+    steps.run_sweep_summary(
+        sweep_params,
         [
             f"0.1={m / 'probe.tsv'}={base / 'runs/ssl/metrics.csv'}",
             f"0.5={base / 'sweep/tau0.5/probe.tsv'}={base / 'runs/tau0.5/metrics.csv'}",
         ],
         base / "sweep/summary.tsv",
         base / "sweep/summary.png",
-        sweep_params,
     )
     steps.run_report(  # the report reads exactly these files
         {"datasets": {"toy": toy_params()}},

@@ -25,7 +25,7 @@ from sciclr.analysis.scoring import (
     score_prediction,
 )
 from sciclr.analysis.spec import Settings, resolve_tasks
-from sciclr.config import dataset_params, load_params
+from sciclr.config import load_params
 from sciclr.errors import SciclrError
 from sciclr.io import write_table
 
@@ -49,7 +49,7 @@ Params = str | Mapping[str, Any]
 def settings_of(params: Params, dataset: str | None = None) -> Settings:
     """The analysis settings of a data set's ``params`` (JSON, file or mapping), defaults
     filled from the schema."""
-    return Settings.from_params(dataset_params(load_params(params)), dataset)
+    return Settings.from_params(load_params(params), dataset)
 
 
 def _setup(params: Params, records: str | Path, dataset: str | None = None):
