@@ -252,16 +252,16 @@ def load_config(
     return config
 
 
-def load_params(value: str | Mapping[str, Any]) -> dict[str, Any]:
-    """The ``--params`` argument: a JSON object, or the path of a file holding one (``@``
-    prefix optional). A mapping is returned as a copy (API callers)."""
+def load_params(value: str | Mapping[str, Any], option: str = "--params") -> dict[str, Any]:
+    """A JSON-object argument (``--params``, or ``option``): JSON text, or the path of a file
+    holding one (``@`` prefix optional). A mapping is returned as a copy (API callers)."""
     if isinstance(value, Mapping):
         return dict(value)
-    text, where = value, "--params"
+    text, where = value, option
     if not value.lstrip().startswith("{"):
         path = Path(value[1:] if value.startswith("@") else value)
         if not path.exists():
-            raise SciclrError(f"--params {value}: neither a JSON object nor an existing file")
+            raise SciclrError(f"{option} {value}: neither a JSON object nor an existing file")
         text, where = path.read_text(encoding="utf-8"), str(path)
     try:
         params = json.loads(text)

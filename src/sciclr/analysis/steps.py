@@ -263,11 +263,7 @@ def run_report(
     ``{"datasets": {name: section}}``, each section's defaults filled from the schema."""
     from sciclr.analysis.report import write_report
 
-    try:
-        named = load_params(inputs)
-    except SciclrError as exc:  # load_params words its messages for --params
-        raise SciclrError(str(exc).replace("--params", "--inputs", 1)) from None
-    write_report(out, named, load_params(params), title)
+    write_report(out, load_params(inputs, "--inputs"), load_params(params), title)
 
 
 def run_check_report(html: str | Path, screenshot: str | Path | None = None) -> None:
