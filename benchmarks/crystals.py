@@ -1,7 +1,7 @@
 """Crystal preprocessing throughput, measured in one run against references from the same run.
 
 1. CIF parsing alone (``pymatgen.core.Structure.from_str(text, fmt="cif")``, the reference);
-2. full preprocessing (parse + periodic graphs + XRD + composition + labels; cache off);
+2. full preprocessing (parse + periodic graphs + XRD + composition + labels);
 3. 2 shards in 2 processes vs. 1 shard in 1 process (wall clock incl. start-up and merge).
 
 Usage: ``python benchmarks/crystals.py [--input resources/materials/materials.csv] [--limit N]``.
@@ -23,24 +23,28 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from sciclr.config import dataset_params  # noqa: E402
 from sciclr.data import crystals  # noqa: E402
 from sciclr.io import write_json  # noqa: E402
 
 
 def config(path: str, cutoff: float, max_neighbors: int) -> dict:
-    return {
-        "input": [path],
-        "format": "auto",
-        "cif_column": "cif",
-        "labels": None,
-        "id_column": "material_id",
-        "split_column": "split",
-        "tasks": [
-            {"column": "formation_energy_per_atom", "type": "regression"},
-            {"column": "crystal_system", "type": "classification"},
-        ],
-        "preprocess": {"cache_dir": None, "cutoff": cutoff, "max_neighbors": max_neighbors},
-    }
+    return dataset_params(
+        {
+            "domain": "materials",
+            "input": [path],
+            "format": "auto",
+            "cif_column": "cif",
+            "labels": None,
+            "id_column": "material_id",
+            "split_column": "split",
+            "tasks": [
+                {"column": "formation_energy_per_atom", "type": "regression"},
+                {"column": "crystal_system", "type": "classification"},
+            ],
+            "preprocess": {"cutoff": cutoff, "max_neighbors": max_neighbors},
+        }
+    )
 
 
 def parse_only(texts: list[str]) -> float:

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from Bio import SeqIO
 
-from sciclr.data.dna import decode, preprocess_dna_shard
+from sciclr.config import dataset_params
+from sciclr.data.dna import decode, kmer_profile, kmer_profiles_ragged, preprocess_dna_shard
 from sciclr.domains.dna import DOMAIN
 from sciclr.io import write_json
 from sciclr.losses import InfoNCE
-from sciclr.views.dna import kmer_profile, kmer_profiles_ragged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def bench_ingest(fasta: Path, repeats: int) -> dict:
     def seqio() -> int:
         return sum(1 for _ in SeqIO.parse(fasta, "fasta"))
 
-    cfg = {"input": [str(fasta)], "format": "auto", "labels": None, "tasks": []}
+    cfg = dataset_params({"domain": "dna", "input": [str(fasta)], "labels": None})
     n = seqio()
     t_ref = best_of(seqio, repeats)
     t_ours = best_of(lambda: preprocess_dna_shard(cfg), repeats)
@@ -103,7 +103,7 @@ def bench_kmers(payload: dict, repeats: int, k: int = 4, n_naive: int = 300) -> 
 
 
 def bench_step(payload: dict, steps: int, batch_size: int) -> dict:
-    cfg = {"model": {}, "views": {}}
+    cfg = dataset_params({"domain": "dna"})
     torch.manual_seed(0)
     model = DOMAIN.build_model(payload, cfg)
     src = DOMAIN.data_source(payload)
@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "dna.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    payload = preprocess_dna_shard({"input": [str(args.fasta)], "labels": None}).payload
+    payload = preprocess_dna_shard(
+        dataset_params({"domain": "dna", "input": [str(args.fasta)], "labels": None})
+    ).payload
     res = {
         "threads": args.threads,
         "ingest": bench_ingest(args.fasta, args.repeats),
