@@ -31,7 +31,6 @@ from sciclr.errors import SciclrError
 
 __all__ = [
     "SECTIONS",
-    "check_inputs",
     "dataset_params",
     "load_config",
     "load_params",
@@ -153,6 +152,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     for ds in (config.get("datasets") or {}).values():
         _empty_sections_as_defaults(ds)
     _validate(config, load_schema(), "config")
+    unknown = [d for d in config["run_datasets"] if d not in config["datasets"]]
+    if unknown:
+        raise SciclrError(
+            f"config: run_datasets: {unknown} not among the data sets {sorted(config['datasets'])}"
+        )
     for name, ds in config["datasets"].items():
         ds["name"] = name
         if isinstance(ds["input"], str):
@@ -205,18 +209,6 @@ def dataset_params(
     return out
 
 
-def check_inputs(config: Mapping[str, Any], base: Path | None = None) -> None:
-    """Every input file/folder and label table must exist: fail before any job runs."""
-    base = Path(base or ".")
-    for name, ds in config["datasets"].items():
-        paths = [("input", p) for p in ds["input"]]
-        if ds.get("labels"):
-            paths.append(("labels", ds["labels"]))
-        for key, p in paths:
-            if not (base / p).exists():
-                raise SciclrError(f"config: datasets.{name}.{key}: file not found: {p}")
-
-
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A YAML mapping from ``path``; a syntax error names the file, line and column."""
     try:
@@ -237,19 +229,16 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def load_config(
-    path: str | os.PathLike[str], *overlays: str | os.PathLike[str], base: Path | None = None
-) -> dict[str, Any]:
+def load_config(path: str | os.PathLike[str], *overlays: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a config file plus overlays (merged in order, as ``snakemake --configfile a b``
-    merges them), validate, fill defaults and check that the inputs exist."""
+    merges them), validate and fill defaults (the inputs themselves are checked by
+    :func:`sciclr.domains.checks.check_datasets`)."""
     from snakemake.utils import update_config
 
     config: dict[str, Any] = {}
     for p in (path, *overlays):
         update_config(config, read_yaml(p))
-    validate_config(config)
-    check_inputs(config, base)
-    return config
+    return validate_config(config)
 
 
 def load_params(value: str | Mapping[str, Any], option: str = "--params") -> dict[str, Any]:

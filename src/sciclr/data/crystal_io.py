@@ -17,11 +17,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sciclr.data.records import TAB_SUFFIXES, TABLE_ENCODING, table_separator
 from sciclr.errors import SciclrError
 
-__all__ = ["ParsedStructure", "RawRecord", "Reject", "list_inputs", "parse_structure"]
+__all__ = [
+    "TABLE_SUFFIXES",
+    "ParsedStructure",
+    "RawRecord",
+    "Reject",
+    "input_kind",
+    "list_inputs",
+    "parse_structure",
+]
 
-_TABLE_SUFFIXES = {".csv", ".tsv", ".tab"}
+TABLE_SUFFIXES = (".csv", *TAB_SUFFIXES)
 _POSCAR_SUFFIXES = {".vasp", ".poscar"}
 
 
@@ -90,9 +99,14 @@ def _dir_files(root: Path) -> list[Path]:
 
 def _read_csv(path: Path, cfg: Mapping[str, Any]) -> pd.DataFrame:
     id_col, cif_col = cfg["id_column"], cfg["cif_column"]
-    sep = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
     try:
-        df = pd.read_csv(path, sep=sep, dtype={id_col: str}, keep_default_na=True)
+        df = pd.read_csv(
+            path,
+            sep=table_separator(path),
+            dtype={id_col: str},
+            keep_default_na=True,
+            encoding=TABLE_ENCODING,
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SciclrError(f"{path}: not a readable CSV/TSV table ({exc})") from None
     missing = [c for c in (id_col, cif_col) if c not in df.columns]
@@ -102,6 +116,49 @@ def _read_csv(path: Path, cfg: Mapping[str, Any]) -> pd.DataFrame:
             f"available: {list(df.columns)[:12]}"
         )
     return df
+
+
+def _looks_like_dna(path: Path) -> str | None:
+    """``"FASTA"``/``"GenBank"`` when the file starts like one (a DNA file given by mistake)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512).lstrip(b"\xef\xbb\xbf").lstrip()
+    except OSError:
+        return None
+    if head.startswith(b">"):
+        return "FASTA"
+    if head.startswith(b"LOCUS"):
+        return "GenBank"
+    return None
+
+
+def input_kind(path: Path, fmt: str) -> str:
+    """What one configured input is: ``"folder"`` (of CIF/POSCAR files), ``"table"`` (CSV/TSV
+    with a CIF column), ``"cif"`` or ``"poscar"``; a clear error for anything else. Reads at most
+    the first bytes of a file, so it is cheap enough to run before any job."""
+    if not path.exists():
+        raise SciclrError(f"{path}: input not found")
+    if path.is_dir():
+        if fmt == "csv":
+            raise SciclrError(f"{path}: format 'csv' expects a table file, got a folder")
+        return "folder"
+    suffix = path.suffix.lower()
+    dna = _looks_like_dna(path)
+    if dna:
+        raise SciclrError(
+            f"{path}: looks like {dna} (DNA sequences), not crystal structures "
+            "(configure it under a 'dna' data set)"
+        )
+    if fmt in ("csv", "auto") and suffix in TABLE_SUFFIXES:
+        return "table"
+    if fmt in ("auto", "cif_dir") and suffix == ".cif":
+        return "cif"
+    if fmt in ("auto", "poscar_dir") and _is_poscar_name(path):
+        return "poscar"
+    raise SciclrError(
+        f"{path}: cannot read as format {fmt!r} (expected a CSV/TSV with a CIF column, a .cif or "
+        "POSCAR/CONTCAR file, or a folder of them)"
+    )
 
 
 def list_inputs(cfg: Mapping[str, Any]) -> tuple[list[RawRecord], pd.DataFrame | None]:
@@ -114,18 +171,13 @@ def list_inputs(cfg: Mapping[str, Any]) -> tuple[list[RawRecord], pd.DataFrame |
     tables: list[pd.DataFrame] = []
     for raw in paths:
         path = Path(raw)
-        if not path.exists():
-            raise SciclrError(f"{path}: input not found")
-        if path.is_dir():
-            if fmt == "csv":
-                raise SciclrError(f"{path}: format 'csv' expects a table file, got a folder")
+        kind = input_kind(path, fmt)
+        if kind == "folder":
             for f in _dir_files(path):
                 records.append(
                     RawRecord(len(records), _file_id(f), str(f), _file_format(f, fmt), path=f)
                 )
-            continue
-        suffix = path.suffix.lower()
-        if fmt in ("csv", "auto") and suffix in _TABLE_SUFFIXES:
+        elif kind == "table":
             df = _read_csv(path, cfg)
             tables.append(df.drop(columns=[cif_col]))
             ids = df[id_col].tolist()
@@ -146,15 +198,8 @@ def list_inputs(cfg: Mapping[str, Any]) -> tuple[list[RawRecord], pd.DataFrame |
                     records[-1].text = "missing id"
                 elif not ok_text:
                     records[-1].text = f"empty {cif_col!r} cell"
-            continue
-        if fmt == "auto" and (suffix == ".cif" or _is_poscar_name(path)):
-            rec_fmt = "cif" if suffix == ".cif" else "poscar"
-            records.append(RawRecord(len(records), _file_id(path), str(path), rec_fmt, path=path))
-            continue
-        raise SciclrError(
-            f"{path}: cannot read as format {fmt!r} (expected a CSV/TSV with a "
-            f"{cif_col!r} column, a .cif or POSCAR/CONTCAR file, or a folder of them)"
-        )
+        else:
+            records.append(RawRecord(len(records), _file_id(path), str(path), kind, path=path))
     labels = None
     if tables:
         labels = pd.concat(tables, ignore_index=True)

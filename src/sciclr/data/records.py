@@ -18,6 +18,25 @@ from sciclr.errors import SciclrError
 
 REJECT_COLUMNS = ["id", "source", "reason"]
 SPLITS = ("train", "val", "test")
+#: suffixes of tab-separated tables; every other table is comma-separated
+TAB_SUFFIXES = (".tsv", ".tab", ".txt")
+#: tables are read as UTF-8 with an optional byte-order mark (spreadsheet exports write one)
+TABLE_ENCODING = "utf-8-sig"
+
+
+def table_separator(path: str | Path) -> str:
+    """The column separator of a CSV/TSV table, from its suffix."""
+    return "\t" if Path(path).suffix.lower() in TAB_SUFFIXES else ","
+
+
+def read_table_header(path: str | Path) -> list[str]:
+    """The column names of a CSV/TSV table (first line only: cheap on any size)."""
+    path = Path(path)
+    try:
+        header = pd.read_csv(path, sep=table_separator(path), nrows=0, encoding=TABLE_ENCODING)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SciclrError(f"{path}: cannot read the table's header ({exc})") from None
+    return [str(c) for c in header.columns]
 
 
 def read_label_table(path: str | Path, id_column: str, columns: Sequence[str] = ()) -> pd.DataFrame:
@@ -29,9 +48,14 @@ def read_label_table(path: str | Path, id_column: str, columns: Sequence[str] = 
     path = Path(path)
     if not path.exists():
         raise SciclrError(f"{path}: label table not found")
-    sep = "\t" if path.suffix.lower() in {".tsv", ".tab", ".txt"} else ","
     try:
-        df = pd.read_csv(path, sep=sep, dtype={id_column: str}, keep_default_na=True)
+        df = pd.read_csv(
+            path,
+            sep=table_separator(path),
+            dtype={id_column: str},
+            keep_default_na=True,
+            encoding=TABLE_ENCODING,
+        )
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise SciclrError(f"{path}: cannot read label table ({exc})") from None
     missing = [c for c in [id_column, *columns] if c not in df.columns]

@@ -12,6 +12,7 @@ embedding/feature matrix is the same item.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -83,6 +84,16 @@ class Domain(Protocol):
 
     def baseline_names(self, cfg: Mapping[str, Any]) -> list[str]:
         """The handcrafted feature sets this data set is compared with (``features`` rule)."""
+        ...
+
+    def check_inputs(self, cfg: Mapping[str, Any], where: str, base: Path) -> None:
+        """Raise a one-line :class:`~sciclr.errors.SciclrError` (prefixed ``where``) when an
+        input is not of this domain's kind; read names and first bytes only (it runs before
+        any job, on inputs of any size)."""
+        ...
+
+    def label_tables(self, cfg: Mapping[str, Any]) -> list[str]:
+        """Inputs that carry their own label columns (used when ``labels:`` is not set)."""
         ...
 
     def parse_shard(self, cfg: Mapping[str, Any], shard: int, n_shards: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from sciclr.errors import SciclrError
 
-__all__ = ["one_line", "read_records", "sniff_format", "split_fasta"]
+__all__ = ["check_file", "one_line", "read_records", "sniff_format", "split_fasta"]
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
 
@@ -112,6 +112,35 @@ def _genbank_records(handle: io.TextIOBase) -> Iterator[tuple[str, bytes | None]
         yield rec.id, seq
 
 
+HEAD_BYTES = 65536  # what format sniffing reads
+
+
+def _kind(path: Path, head: bytes, fmt: str) -> str:
+    kind = sniff_format(path, head)
+    if fmt not in ("auto", kind):
+        raise SciclrError(f"{path}: configured format {fmt!r} but the file looks like {kind}")
+    return kind
+
+
+def check_file(path: str | Path, fmt: str = "auto") -> str:
+    """``"fasta"``/``"genbank"`` for a readable DNA file, from its first bytes only (cheap:
+    the workflow checks every input this way before any job runs); else a one-line error."""
+    path = Path(path)
+    if path.is_dir():
+        raise SciclrError(
+            f"{path}: is a folder; a dna data set reads FASTA or GenBank files (a folder of CIF "
+            "or POSCAR files belongs under a 'materials' data set)"
+        )
+    raw = _open_bytes(path)
+    try:
+        head = raw.read(HEAD_BYTES)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise SciclrError(f"{path}: cannot decompress ({one_line(exc)})") from None
+    finally:
+        raw.close()
+    return _kind(path, head, fmt)
+
+
 def read_records(
     path: str | Path, fmt: str = "auto", keep: Callable[[int], bool] | None = None
 ) -> tuple[list[str], dict[int, bytes | None]]:
@@ -128,13 +157,9 @@ def read_records(
     seqs: dict[int, bytes | None] = {}
     try:
         try:
-            head = raw.read(65536)
+            head = raw.read(HEAD_BYTES)
             raw.seek(0)
-            kind = sniff_format(path, head)
-            if fmt not in ("auto", kind):
-                raise SciclrError(
-                    f"{path}: configured format {fmt!r} but the file looks like {kind}"
-                )
+            kind = _kind(path, head, fmt)
             data = raw.read() if kind == "fasta" else b""
         except (OSError, EOFError, lzma.LZMAError) as exc:
             raise SciclrError(f"{path}: cannot decompress ({one_line(exc)})") from None

@@ -9,6 +9,7 @@ Payload layout: :mod:`sciclr.data.dna`; pairings and model: :mod:`sciclr.domains
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,6 +27,21 @@ class DnaDomain:
 
     name = "dna"
     parse_stage = False  # ingest is one step: no separately cached parse
+
+    def check_inputs(self, cfg: Mapping[str, Any], where: str, base: Path) -> None:
+        """Every input is a FASTA/GenBank file (first bytes only); ``where`` prefixes errors."""
+        from sciclr.data.dna.files import check_file
+        from sciclr.errors import SciclrError
+
+        for p in cfg["input"]:
+            try:
+                check_file(base / p, cfg["format"])
+            except SciclrError as exc:
+                raise SciclrError(f"{where}.input: {exc}") from None
+
+    def label_tables(self, cfg: Mapping[str, Any]) -> list[str]:
+        """DNA inputs never carry labels: they come from ``labels:``."""
+        return []
 
     def baseline_names(self, cfg: Mapping[str, Any]) -> list[str]:
         """``kmer{k}`` for every k of ``baselines.kmer_k``."""

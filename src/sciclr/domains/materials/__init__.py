@@ -9,6 +9,7 @@ pairings and model: :mod:`sciclr.domains.materials.model`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,6 +29,34 @@ class MaterialsDomain:
 
     name = "materials"
     parse_stage = True  # CIF parsing is the slow part: its arrays are a step's output
+
+    def check_inputs(self, cfg: Mapping[str, Any], where: str, base: Path) -> None:
+        """Every input is a structure table, file or folder (names and first bytes only); a
+        table has the CIF column; ``where`` prefixes errors."""
+        from sciclr.data.crystal_io import input_kind
+        from sciclr.data.records import read_table_header
+        from sciclr.errors import SciclrError
+
+        for p in cfg["input"]:
+            try:
+                kind = input_kind(base / p, cfg["format"])
+            except SciclrError as exc:
+                raise SciclrError(f"{where}.input: {exc}") from None
+            if kind != "table":
+                continue
+            header = read_table_header(base / p)
+            for key in ("id_column", "cif_column"):
+                if cfg[key] not in header:
+                    raise SciclrError(
+                        f"{where}.{key}: column {cfg[key]!r} is not in the header of {p} "
+                        f"(columns: {header[:20]})"
+                    )
+
+    def label_tables(self, cfg: Mapping[str, Any]) -> list[str]:
+        """Table inputs carry their own labels, row by row (when ``labels:`` is not set)."""
+        from sciclr.data.crystal_io import TABLE_SUFFIXES
+
+        return [p for p in cfg["input"] if Path(p).suffix.lower() in TABLE_SUFFIXES]
 
     def baseline_names(self, cfg: Mapping[str, Any]) -> list[str]:
         """``element_fractions`` and ``lattice`` (see :meth:`baseline_features`)."""
