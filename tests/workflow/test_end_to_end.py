@@ -214,3 +214,45 @@ def test_temperature_sweep_target(tiny_run):
     for tau in ("0.1", "0.5"):
         m = pd.read_csv(tiny_run / "results" / "materials" / "runs" / f"tau{tau}" / "metrics.csv")
         assert np.allclose(m["temperature"], float(tau), rtol=1e-5)
+
+
+def _embed_new(tiny_run, ds: str, inputs: list, out) -> tuple[np.ndarray, np.ndarray]:
+    """The documented command: `sciclr embed --checkpoint ... --input ... --out ...`."""
+    import subprocess
+
+    ckpt = tiny_run / "results" / ds / "runs" / "ssl" / "checkpoint.pt"
+    cmd = ["sciclr", "embed", "--checkpoint", str(ckpt), "--input", *map(str, inputs)]
+    proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(out)
+    ref = np.load(tiny_run / "results" / ds / "embeddings" / "ssl.npz")
+    row = list(ref["ids"]).index(got["ids"][0])
+    return got["X"], ref["X"][row]
+
+
+def test_a_trained_model_embeds_one_new_fasta_record(tiny_run, tmp_path):
+    """One record, no labels, no splits: preprocessed with the checkpoint's own settings and
+    embedded exactly as the workflow embedded it."""
+    text = (tiny_run / "resources/dna/tiny/genomics_tiny.fasta").read_text()
+    kept = set(read_tsv(tiny_run / "results/genomics/processed/records.tsv")["id"])
+    records = [">" + r for r in text.split(">") if r]
+    one = next(r for r in records if r.split()[0][1:] in kept)
+    (tmp_path / "one.fasta").write_text(one)
+    x, ref = _embed_new(tiny_run, "genomics", [tmp_path / "one.fasta"], tmp_path / "one.npz")
+    assert x.shape == (1, len(ref))
+    np.testing.assert_allclose(x[0], ref, atol=1e-6, rtol=0)
+    assert read_tsv(tmp_path / "one.rejects.tsv").empty
+
+
+def test_a_trained_model_embeds_a_folder_with_one_cif(tiny_run, tmp_path):
+    kept = set(read_tsv(tiny_run / "results/materials/processed/records.tsv")["id"])
+    cif = next(
+        p
+        for p in sorted((tiny_run / "resources/materials/tiny/cif").glob("*.cif"))
+        if p.stem in kept
+    )
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / cif.name).write_text(cif.read_text())
+    x, ref = _embed_new(tiny_run, "materials", [folder], tmp_path / "one.npz")
+    np.testing.assert_allclose(x[0], ref, atol=1e-6, rtol=0)

@@ -29,7 +29,20 @@ INGEST_KEYS = [
 ]
 PARSE_KEYS = ["name", "domain", "input", "format", "cif_column", "id_column"]
 FEATURE_KEYS = ["name", "domain", "baselines"]
-TRAIN_KEYS = ["name", "domain", "tasks", "views", "model", "train", "device"]
+# training also records how its data was read (preprocess, id/CIF columns): the checkpoint then
+# preprocesses new files the same way (`sciclr embed --checkpoint ... --input ...`)
+TRAIN_KEYS = [
+    "name",
+    "domain",
+    "tasks",
+    "views",
+    "model",
+    "train",
+    "device",
+    "preprocess",
+    "id_column",
+    "cif_column",
+]
 EMBED_KEYS = ["name", "domain", "views", "model", "device"]
 ANALYSIS_KEYS = ["name", "domain", "tasks", "analysis"]
 
@@ -61,6 +74,8 @@ def params_json(ds, keys, **override):
             sub["model"] = {"encoder": cfg["model"]["encoder"]}
     if keys is PARSE_KEYS:  # parsing reads the disorder policy, not the graph settings
         sub["preprocess"] = {"occupancy": cfg["preprocess"]["occupancy"]}
+    if keys is TRAIN_KEYS:  # how many jobs read the inputs does not change the model
+        sub["preprocess"] = {k: v for k, v in cfg["preprocess"].items() if k != "shards"}
     for section, values in override.items():
         sub[section] = {**sub.get(section, {}), **values}
     return json.dumps(sub, sort_keys=True)

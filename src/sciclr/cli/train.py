@@ -23,8 +23,16 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _embed(args: argparse.Namespace) -> None:
-    from sciclr.train.run import run_embedding
+    from sciclr.errors import SciclrError
+    from sciclr.train.run import embed_files, run_embedding
 
+    if args.input:
+        if not args.checkpoint or args.params or args.data:
+            raise SciclrError("embed --input: give --checkpoint (and no --params/--data)")
+        embed_files(args.checkpoint, args.input, args.out, args.rejects)
+        return
+    if not (args.params and args.data):
+        raise SciclrError("embed: give --params and --data (a processed data set), or --input")
     run_embedding(load_params(args.params), args.data, args.checkpoint, args.out)
 
 
@@ -55,14 +63,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "embed",
         help="embed every item with a trained (or, without --checkpoint, untrained) encoder",
+        description="Either a processed data set (--params, --data) or new files (--input with "
+        "--checkpoint: read with the checkpoint's own preprocessing settings; no labels or "
+        "splits needed, one record is fine; dropped records go to --rejects).",
     )
-    add_params(p)
-    p.add_argument("--data", required=True, help="processed data folder (data.pt, records.tsv)")
+    add_params(p, required=False)
+    p.add_argument("--data", default=None, help="processed data folder (data.pt, records.tsv)")
     p.add_argument(
         "--checkpoint",
         default=None,
         help="checkpoint.pt of `sciclr train`; omit for the untrained encoder (seeded by "
         "train.seed)",
+    )
+    p.add_argument(
+        "--input",
+        nargs="+",
+        default=None,
+        help="new FASTA/GenBank files (dna) or CIF/POSCAR files, folders or a CSV of CIFs "
+        "(materials) to embed with --checkpoint",
+    )
+    p.add_argument(
+        "--rejects",
+        default=None,
+        help="with --input: TSV of dropped records (default: OUT without .npz + .rejects.tsv)",
     )
     p.add_argument("--out", required=True, help="output .npz (arrays ids, X)")
     p.set_defaults(func=_embed)

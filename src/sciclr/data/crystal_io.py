@@ -98,7 +98,9 @@ def _dir_files(root: Path) -> list[Path]:
 
 
 def _read_csv(path: Path, cfg: Mapping[str, Any]) -> pd.DataFrame:
-    id_col, cif_col = cfg["id_column"], cfg["cif_column"]
+    id_col, cif_col = cfg.get("id_column"), cfg["cif_column"]
+    if id_col is None:
+        raise SciclrError(f"{path}: a table of structures needs id_column (the column of ids)")
     try:
         df = pd.read_csv(
             path,
@@ -166,7 +168,7 @@ def list_inputs(cfg: Mapping[str, Any]) -> tuple[list[RawRecord], pd.DataFrame |
     CSV inputs (None for file inputs). CIF/POSCAR files are not read here."""
     fmt = cfg["format"]
     paths = list(cfg["input"])
-    id_col, cif_col = cfg["id_column"], cfg["cif_column"]
+    id_col, cif_col = cfg.get("id_column"), cfg["cif_column"]  # both used by tables only
     records: list[RawRecord] = []
     tables: list[pd.DataFrame] = []
     for raw in paths:

@@ -23,12 +23,11 @@ def _label_table(
 ) -> tuple[pd.DataFrame | None, str, str]:
     """The label table and how to join it: ``("order", ...)`` for labels carried by the
     CSV input row by row, ``("id", ...)`` for a separate table."""
-    id_col = cfg["id_column"]
     tasks = [t["column"] for t in cfg.get("tasks") or []]
     split_col = cfg.get("split_column")
     want = [*tasks, *([split_col] if split_col else [])]
     if cfg.get("labels"):
-        table = read_label_table(cfg["labels"], id_col, want)
+        table = read_label_table(cfg["labels"], cfg["id_column"], want)
         return table, "id", str(cfg["labels"])
     if csv_labels is not None:
         missing = [c for c in want if c not in csv_labels.columns]

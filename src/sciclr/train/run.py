@@ -6,7 +6,7 @@ Inputs are the outputs of ``sciclr gather``: ``data_dir/data.pt`` (the domain's 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,7 +18,7 @@ from sciclr.config import dataset_params
 from sciclr.domains import get_domain
 from sciclr.domains.base import DataSource, Domain
 from sciclr.errors import SciclrError
-from sciclr.io import atomic_path, load_torch, save_matrix, write_json
+from sciclr.io import atomic_path, load_torch, save_matrix, write_json, write_table
 from sciclr.train.checkpoint import fingerprint, load_checkpoint
 from sciclr.train.config import TrainConfig
 from sciclr.train.device import resolve_device
@@ -30,7 +30,7 @@ from sciclr.train.loop import Trainer
 from sciclr.train.objective import build_loss
 from sciclr.train.similarities import pair_similarities
 
-__all__ = ["load_data", "resolve_world_size", "run_embedding", "run_training"]
+__all__ = ["embed_files", "load_data", "resolve_world_size", "run_embedding", "run_training"]
 
 #: ``train:`` keys that change how a run is shown, not what it computes (left out of the
 #: fingerprint that decides whether ``last.pt`` may be resumed).
@@ -240,4 +240,44 @@ def run_embedding(
     model.to(device)
     x = embed(model, source, np.arange(len(records)), device, tcfg.embed_batch_size)
     save_matrix(out_path, records["id"].to_numpy().astype(str), x)
+    return x
+
+
+def embed_files(
+    checkpoint: str | Path,
+    inputs: Sequence[str | Path],
+    out_path: str | Path,
+    rejects_path: str | Path | None = None,
+    device: str | None = None,
+) -> np.ndarray:
+    """Apply a trained model to new files: read ``inputs`` with the checkpoint's own
+    preprocessing settings (no labels, no splits; one record is fine), embed every kept record
+    and write ``ids``/``X`` to ``out_path`` and the dropped records to ``rejects_path`` (default
+    ``<out_path without .npz>.rejects.tsv``). Returns ``X``."""
+    from sciclr.data.records import REJECT_COLUMNS
+
+    state = load_checkpoint(checkpoint)
+    section = {k: v for k, v in state["cfg"].items() if k not in ("tasks", "labels")}
+    section.update(input=[str(p) for p in inputs], format="auto", labels=None, split_column=None)
+    if device is not None:
+        section["device"] = device
+    cfg = dataset_params(section)
+    domain = get_domain(cfg["domain"])
+    domain.check_inputs(cfg, "--input", Path("."))
+    merged = domain.merge([domain.preprocess_shard(cfg, 0, 1)], cfg)
+    out_path = Path(out_path)
+    if rejects_path is None:
+        rejects_path = out_path.with_name(out_path.name.removesuffix(".npz") + ".rejects.tsv")
+    write_table(rejects_path, merged.rejects[REJECT_COLUMNS])
+    ids = merged.records["id"].astype(str).to_numpy()
+    if len(ids) == 0:
+        raise SciclrError(
+            f"{', '.join(map(str, inputs))}: no record survived preprocessing; see {rejects_path}"
+        )
+    source = domain.data_source(merged.payload)
+    tcfg = TrainConfig.from_mapping(cfg["train"])
+    dev = resolve_device(cfg["device"])
+    model = _load_trained(domain, merged.payload, checkpoint).to(dev)
+    x = embed(model, source, np.arange(len(ids)), dev, tcfg.embed_batch_size)
+    save_matrix(out_path, ids, x)
     return x
