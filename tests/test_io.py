@@ -1,0 +1,211 @@
+"""Atomic outputs: a writer that fails leaves the target as it was and no temporary file behind;
+outputs get the umask's permissions; formats are what their names say; torch files load with
+``weights_only=True``."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import stat
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sciclr.errors import SciclrError
+from sciclr.io import (
+    atomic_path,
+    load_torch,
+    save_matrix,
+    save_torch,
+    write_json,
+    write_table,
+    write_text,
+)
+
+
+class Opaque:
+    """An arbitrary class: pickled instances of it must never be loaded."""
+
+    def __init__(self) -> None:
+        self.value = 41
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_atomic_path_renames_into_place(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp != target  # a sibling: rename is atomic
+        assert tmp.name.startswith(".out.txt.") and tmp.name.endswith(".tmp")
+        tmp.write_text("done")
+        assert not target.exists()  # nothing at the target until the block succeeds
+    assert target.read_text() == "done"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+
+
+def test_atomic_path_failure_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError, match="midway"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half of it")
+            raise RuntimeError("midway")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_failure_keeps_the_previous_content(tmp_path):
+    target = tmp_path / "out.txt"
+    write_text(target, "old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("new but broken")
+            raise RuntimeError("midway")
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_save_torch_of_an_unpicklable_object_fails_cleanly(tmp_path):
+    target = tmp_path / "data.pt"
+    save_torch(target, {"x": torch.arange(3)})
+    before = target.read_bytes()
+    big = torch.zeros(100_000)  # torch.save has begun the archive when the lambda fails
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        save_torch(target, {"a": big, "f": lambda: 0})
+    assert target.read_bytes() == before
+    assert torch.equal(load_torch(target)["x"], torch.arange(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.pt"]
+    # and with no previous file, nothing appears at all
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        save_torch(tmp_path / "new.pt", {"a": big, "f": lambda: 0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.pt"]
+
+
+def test_a_failing_table_writer_leaves_nothing(tmp_path):
+    class Exploding(pd.DataFrame):
+        def to_csv(self, path, **kw):
+            with open(path, "w") as fh:
+                fh.write("a,b\n1,")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_table(tmp_path / "t.tsv", Exploding({"a": [1]}))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_permissions_follow_the_umask_not_mkstemp(tmp_path):
+    expected = 0o666 & ~_umask()
+    write_text(tmp_path / "a.txt", "x")
+    write_json(tmp_path / "a.json", {"a": 1})
+    write_table(tmp_path / "a.tsv", pd.DataFrame({"a": [1]}))
+    save_torch(tmp_path / "a.pt", {"a": 1})
+    save_matrix(tmp_path / "a.npz", ["i"], [[1.0]])
+    for name in ("a.txt", "a.json", "a.tsv", "a.pt", "a.npz"):
+        assert _mode(tmp_path / name) == expected, name
+
+
+def test_permissions_under_another_umask(tmp_path):
+    """In a fresh process whose umask is 027, outputs are 0640 (mkstemp alone makes 0600)."""
+    code = textwrap.dedent(
+        f"""
+        import os, stat
+        os.umask(0o027)
+        from sciclr.io import save_torch, write_text
+        write_text({str(tmp_path / "a.txt")!r}, "x")
+        save_torch({str(tmp_path / "a.pt")!r}, {{"a": 1}})
+        for n in ("a.txt", "a.pt"):
+            print(oct(stat.S_IMODE(os.stat(os.path.join({str(tmp_path)!r}, n)).st_mode)))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0o640", "0o640"]
+
+
+def test_write_json_is_sorted_indented_and_newline_terminated(tmp_path):
+    path = tmp_path / "s.json"
+    write_json(path, {"b": 1, "a": {"z": [1, 2], "y": None}, "c": tmp_path / "p"})
+    text = path.read_text()
+    assert text == (
+        "{\n"
+        '  "a": {\n'
+        '    "y": null,\n'
+        '    "z": [\n'
+        "      1,\n"
+        "      2\n"
+        "    ]\n"
+        "  },\n"
+        '  "b": 1,\n'
+        f'  "c": "{tmp_path / "p"}"\n'
+        "}\n"
+    )
+    assert json.loads(text)["c"] == str(tmp_path / "p")  # non-JSON values as text
+
+
+def test_write_table_tsv_or_csv_by_suffix(tmp_path):
+    df = pd.DataFrame({"id": ["x", "y"], "value": [1.5, 2.0]}, index=[7, 9])
+    write_table(tmp_path / "t.tsv", df)
+    write_table(tmp_path / "t.csv", df)
+    write_table(tmp_path / "t.txt", df)
+    assert (tmp_path / "t.tsv").read_text() == "id\tvalue\nx\t1.5\ny\t2.0\n"
+    assert (tmp_path / "t.csv").read_text() == "id,value\nx,1.5\ny,2.0\n"  # no index column
+    assert (tmp_path / "t.txt").read_text() == "id,value\nx,1.5\ny,2.0\n"  # "other suffixes"
+    back = pd.read_csv(tmp_path / "t.tsv", sep="\t")
+    pd.testing.assert_frame_equal(back, df.reset_index(drop=True))
+
+
+def test_save_matrix_round_trip(tmp_path):
+    ids = ["a", "bb", "1"]
+    X = np.arange(6, dtype=np.float64).reshape(3, 2) / 3.0
+    save_matrix(tmp_path / "m.npz", ids, X)
+    with np.load(tmp_path / "m.npz") as z:  # allow_pickle=False: no object arrays inside
+        assert sorted(z.files) == ["X", "ids"]
+        assert z["ids"].dtype.kind == "U" and z["ids"].tolist() == ids
+        assert z["X"].dtype == np.float32 and z["X"].shape == (3, 2)
+        np.testing.assert_array_equal(z["X"], X.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    ("ids", "X", "shape"),
+    [(["a", "b"], np.zeros((3, 2)), "(3, 2)"), (["a", "b"], np.zeros(2), "(2,)")],
+)
+def test_save_matrix_rejects_mismatched_shapes(tmp_path, ids, X, shape):
+    path = tmp_path / "m.npz"
+    with pytest.raises(SciclrError) as err:
+        save_matrix(path, ids, X)
+    assert str(err.value) == f"{path}: matrix shape {shape} does not match 2 ids"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_torch_round_trip(tmp_path):
+    obj = {
+        "t": torch.arange(5, dtype=torch.int32),
+        "ids": ["a", "b"],
+        "n": 3,
+        "meta": {"x": 0.5, "s": "text"},
+    }
+    save_torch(tmp_path / "d.pt", obj)
+    back = load_torch(tmp_path / "d.pt")
+    assert torch.equal(back["t"], obj["t"]) and back["t"].dtype == torch.int32
+    assert {k: v for k, v in back.items() if k != "t"} == {k: obj[k] for k in ("ids", "n", "meta")}
+
+
+def test_load_torch_refuses_arbitrary_pickled_objects(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Opaque()}, path)
+    # the file itself is fine: an unrestricted load gets the object back
+    assert torch.load(path, weights_only=False)["x"].value == 41
+    with pytest.raises(pickle.UnpicklingError):
+        load_torch(path)
