@@ -42,7 +42,8 @@ __all__ = [
 
 #: A data set's sub-sections; ``train:`` left empty in YAML (None) means "all defaults".
 SECTIONS = ("preprocess", "baselines", "views", "model", "train", "analysis")
-_NUMBER_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+#: text YAML 1.1 does not read as a number although it is one: an exponent without a dot
+_EXPONENT_TEXT = re.compile(r"^[-+]?(\d+|\.\d+)[eE][-+]?\d+$")
 
 
 def schema_path() -> Path:
@@ -104,7 +105,7 @@ def _format_error(err: Any, prefix: str) -> str:
         wants_number = {"number", "integer"} & set(
             [expected] if isinstance(expected, str) else expected
         )
-        if wants_number and isinstance(err.instance, str) and _NUMBER_TEXT.match(err.instance):
+        if wants_number and isinstance(err.instance, str) and _EXPONENT_TEXT.match(err.instance):
             msg += (
                 " (YAML reads a number without a decimal point before the exponent, such as "
                 "2e-3, as text: write 2.0e-3 or 0.002)"

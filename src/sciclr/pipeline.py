@@ -77,6 +77,9 @@ def preprocess_shard(
 
 
 def _load_shard(folder: Path) -> Processed:
+    missing = [n for n in (DATA, SHARD_RECORDS, REJECTS, SHARD_COUNTS) if not (folder / n).exists()]
+    if missing:
+        raise SciclrError(f"{folder}: not a preprocessed shard ({', '.join(missing)} missing)")
     return Processed(
         payload=load_torch(folder / DATA),
         records=pd.read_parquet(folder / SHARD_RECORDS),

@@ -209,12 +209,6 @@ def test_exit_2_on_a_sciclr_error(tmp_path, capsys, argv, message):
     assert err[0].startswith("sciclr: error: " + message.replace("{tmp}", str(tmp_path)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileNotFoundError,
-    reason="bug: pipeline._load_shard reads <shard>/data.pt unchecked, so a missing shard "
-    "folder is a FileNotFoundError traceback (exit 1) instead of a SciclrError (exit 2)",
-)
 def test_gather_of_a_missing_shard_folder_is_a_user_error(tmp_path, capsys):
     code = main(
         [
