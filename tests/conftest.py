@@ -13,6 +13,37 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def strict_requirements() -> bool:
+    """Under CI (``CI=true``, as ``.ci/run`` runs the suite) a missing system package is a
+    failure; on a developer's machine the tests that need it skip, saying how to enable them."""
+    return (
+        os.environ.get("CI", "").lower() == "true"
+        or os.environ.get("SCICLR_REQUIRE_CLUSTER") == "1"
+    )
+
+
+def require(available: bool, what: str) -> None:
+    """Skip (or, under CI, fail) a test whose system prerequisite ``what`` is missing."""
+    if not available:
+        if strict_requirements():
+            pytest.fail(f"{what} (required under CI)")
+        pytest.skip(what)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Tests marked ``browser`` need headless Chromium (a system package): checked before any
+    fixture is built, so a skip costs nothing."""
+    if item.get_closest_marker("browser"):
+        from sciclr.analysis.browser import find_chromium
+
+        require(
+            find_chromium() is not None,
+            "chromium is not installed: apt-get install -y chromium (Debian; .ci/run installs "
+            "it), or deselect with -m 'not browser'",
+        )
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sciclr.analysis.browser import check_report, find_chromium
+from sciclr.analysis.browser import check_report
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +27,6 @@ def report_html(request) -> Path:
 
 def check_report_html(path: Path, screenshot: Path) -> None:
     """Assert that ``path`` renders offline with the summary table and every image loaded."""
-    assert find_chromium(), "chromium is not installed (apt-get install -y chromium)"
     res = check_report(path, screenshot)
     assert res.has_summary, "no <table id='summary'> in the rendered page"
     assert res.status == "ok", f"image check: {res.status} ({res.broken} of {res.images} broken)"

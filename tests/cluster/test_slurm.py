@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_workflow
+from tests.conftest import REPO, copy_workflow, require
 
 pytestmark = pytest.mark.cluster
 
@@ -46,7 +46,7 @@ class Cluster:
 
 
 def _require_slurm() -> None:
-    """Skip where SLURM cannot run; with SCICLR_REQUIRE_CLUSTER=1 (CI) that is a failure."""
+    """Skip where SLURM cannot run; under CI (CI=true or SCICLR_REQUIRE_CLUSTER=1) a failure."""
     missing = [b for b in NEEDED if shutil.which(b) is None]
     reason = ""
     if missing:
@@ -54,9 +54,7 @@ def _require_slurm() -> None:
     elif os.geteuid() != 0:
         reason = "the local SLURM cluster needs root (slurmd starts jobs as the submitting user)"
     if reason:
-        if os.environ.get("SCICLR_REQUIRE_CLUSTER") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        require(False, f"{reason}; or deselect with -m 'not cluster'")
 
 
 def _alive(pid: int) -> bool:
