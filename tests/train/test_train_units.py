@@ -188,6 +188,23 @@ def test_progress_logs_lines_without_tty_and_bar_with_tty() -> None:
     assert out.startswith("\r[") and "[" + "#" * 24 + "]" in out and "\n" not in out[:-1]
 
 
+def test_eta_waits_for_warm_up_and_ignores_the_slow_first_steps(monkeypatch) -> None:
+    """Steps 1-3 take 10 s each (warm-up, profiling), later ones 1 s: the first ETA printed
+    must come from the fast steps (the old mean over all steps said 38 min for a 9-min job)."""
+    clock = [0.0]
+    monkeypatch.setattr("sciclr.train.progress.time.perf_counter", lambda: clock[0])
+    out = io.StringIO()
+    p = Progress(total=103, steps_per_epoch=103, log_every=1, stream=out)
+    p.begin(0, steady_from=3)
+    for s in range(1, 8):
+        clock[0] += 10.0 if s <= 3 else 1.0
+        p.update(s, _row(s))
+    lines = out.getvalue().splitlines()
+    assert all(ln.endswith("eta after warm-up") for ln in lines[:3])
+    assert lines[3].endswith("eta 0:01:39")  # 99 steps left at 1 s each
+    assert lines[6].endswith("eta 0:01:36")
+
+
 def test_device_and_amp_choice() -> None:
     cpu = torch.device("cpu")
     assert resolve_device("cpu") == cpu

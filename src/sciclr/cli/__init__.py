@@ -8,6 +8,7 @@ error format: :mod:`sciclr.cli.common`.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -33,8 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
+    if not sys.stdout.isatty():  # a rule's log: its first line is the command, to rerun by hand
+        print(f"[sciclr] command: {shlex.join(['sciclr', *argv])}", flush=True)
     return run_verb(args.func, args)
 
 

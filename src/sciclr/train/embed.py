@@ -8,6 +8,8 @@ order, only the time does (1.4x less padded work on the bundled 0.5-1.5 kb fragm
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,6 +18,10 @@ import torch
 from sciclr.domains.base import ContrastiveModel, DataSource, item_sizes
 
 __all__ = ["embed"]
+
+log = logging.getLogger(__name__)
+#: seconds between progress lines of a long embedding
+PROGRESS_EVERY_S = 30.0
 
 
 @torch.no_grad()
@@ -35,11 +41,23 @@ def embed(
         idx = idx[order]
     was_training = model.training
     model.eval()
+    parts = []
+    t0 = last = time.perf_counter()
     try:
-        parts = [
-            model.embed(source.batch(idx[i : i + batch_size], device)).float().cpu()
-            for i in range(0, len(idx), batch_size)
-        ]
+        for i in range(0, len(idx), batch_size):
+            parts.append(model.embed(source.batch(idx[i : i + batch_size], device)).float().cpu())
+            now = time.perf_counter()
+            if now - last >= PROGRESS_EVERY_S:
+                done = min(i + batch_size, len(idx))
+                eta = (now - t0) / done * (len(idx) - done)
+                log.info(
+                    "embedded %d/%d items (%.0f/s, eta %.0f s)",
+                    done,
+                    len(idx),
+                    done / (now - t0),
+                    eta,
+                )
+                last = now
     finally:
         model.train(was_training)
     if not parts:

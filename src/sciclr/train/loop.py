@@ -330,7 +330,8 @@ class Trainer:
         data_times: list[float] = []
         order_epoch, order = -1, torch.empty(0, dtype=torch.int64)
         t_loop = time.perf_counter()
-        self.progress.begin(start)
+        # the ETA counts from the first step after the profiled window
+        self.progress.begin(start, profiler.last + 1 if profiler.enabled else None)
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         with StopRequest() as stop:
             for step in range(start, plan.total_steps):

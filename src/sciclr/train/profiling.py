@@ -13,6 +13,7 @@ its CPU time is its wall time; asynchronous view kernels that overlap compute do
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -20,6 +21,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from sciclr.views import PROFILE_LABEL
+
+# Kineto (the profiler's backend) prints "USDT: ... profiler_start/stop" lines to stderr at each
+# profiling window; they clutter the training log. Level 6 is above every message it writes.
+os.environ.setdefault("KINETO_LOG_LEVEL", "6")
 
 __all__ = ["BATCH_LABEL", "STEP_LABEL", "DataPathProfiler"]
 

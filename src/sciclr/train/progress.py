@@ -44,27 +44,46 @@ class Progress:
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self._t0 = time.perf_counter()
         self._last_draw = 0.0
+        self.steady_from = start + 2
+        self._t_steady: float | None = None
+        self._steady_step = self.steady_from
 
-    def begin(self, start: int) -> None:
-        """Start timing (for the ETA) at step ``start`` (non-zero when resuming)."""
+    def begin(self, start: int, steady_from: int | None = None) -> None:
+        """Start at step ``start`` (non-zero when resuming). The ETA is estimated from the
+        steps after ``steady_from`` only (default: 2 steps in): the first steps warm up the
+        allocator and are profiled, and are several times slower than the rest."""
         self.start, self._t0 = start, time.perf_counter()
+        self.steady_from = start + 2 if steady_from is None else max(start, steady_from)
+        self._t_steady: float | None = None
+        self._steady_step = self.steady_from
+
+    def _tick(self, step: int) -> None:
+        """Called for every finished step: starts the ETA clock at ``steady_from``."""
+        if self._t_steady is None and step >= self.steady_from:
+            self._t_steady, self._steady_step = time.perf_counter(), step
+
+    def _eta(self, step: int) -> float:
+        if self._t_steady is None or step <= self._steady_step:
+            return float("nan")
+        rate = (time.perf_counter() - self._t_steady) / (step - self._steady_step)
+        return rate * (self.total - step)
 
     def _line(self, step: int, m: Mapping[str, float]) -> str:
-        elapsed = time.perf_counter() - self._t0
-        done = step - self.start
-        eta = elapsed / done * (self.total - step) if done > 0 else float("nan")
+        eta = self._eta(step)
         epoch = (step - 1) // self.steps_per_epoch + 1
         n_epochs = math.ceil(self.total / self.steps_per_epoch)
         return (
             f"step {step}/{self.total} (epoch {epoch}/{n_epochs}) loss {m['loss']:.4f} "
             f"lr {m['lr']:.2e} tau {m['temperature']:.4f} {m['samples_per_s']:.0f} samples/s "
-            f"data {100 * m['data_time_frac']:.1f}% eta {_fmt_duration(eta)}"
+            f"data {100 * m['data_time_frac']:.1f}% eta "
+            + (_fmt_duration(eta) if math.isfinite(eta) else "after warm-up")
         )
 
     def update(self, step: int, metrics: Mapping[str, float]) -> None:
         """Report that ``step`` steps are done, with that step's metrics."""
         if not self.enabled:
             return
+        self._tick(step)
         if self.tty:
             now = time.perf_counter()
             if now - self._last_draw < 0.1 and step < self.total:
