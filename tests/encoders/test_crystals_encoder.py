@@ -1,15 +1,27 @@
-"""CGCNN-style encoder: the decomposed convolution equals the paper's concatenated form."""
+"""CGCNN-style encoder on torch-geometric: the factorised convolution equals the paper's
+concatenated form, and the whole encoder equals a direct formula of the same weights."""
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
+from torch_geometric.data import Batch
+from torch_geometric.nn import CGConv as PyGCGConv
+from torch_geometric.nn import MessagePassing
 
 from sciclr.data.crystal_batch import CrystalBatch
-from sciclr.data.lattice import lattice_invariants
-from sciclr.encoders.crystals import SHELLS, CGConv, CrystalGNN, GaussianRBF, bond_orientations
+from sciclr.data.lattice import lattice_invariants, legendre
+from sciclr.encoders.crystals import (
+    SHELL_WIDTH,
+    SHELLS,
+    CrystalGNN,
+    FactorisedCGConv,
+    GaussianRBF,
+    bond_orientations,
+)
 
 
 def toy_batch(seed: int = 0, n_graphs: int = 3) -> CrystalBatch:
@@ -50,7 +62,8 @@ def test_cgconv_equals_concatenated_formulation():
     b = toy_batch()
     h = torch.randn(len(b.z), 8)
     u = torch.randn(b.edge_index.shape[1], 5)
-    conv = CGConv(8, 5, norm="layer").eval()
+    conv = FactorisedCGConv(8, 5, norm="layer").eval()
+    assert isinstance(conv, MessagePassing)
     # the paper's form: z = [h_i, h_j, u_ij] @ W
     w = torch.cat([conv.dst.weight, conv.src.weight, conv.edge.weight], dim=1)
     src, dst = b.edge_index
@@ -59,6 +72,25 @@ def test_cgconv_equals_concatenated_formulation():
     msg = torch.sigmoid(gate) * F.softplus(core)
     agg = torch.zeros_like(h).index_add_(0, dst, msg)
     want = F.softplus(h + conv.norm(agg))
+    torch.testing.assert_close(conv(h, b.edge_index, u), want, atol=1e-5, rtol=1e-5)
+
+
+def test_factorised_conv_is_pyg_cgconv_with_norm_and_softplus():
+    """Mapped onto torch_geometric.nn.CGConv's weights ([x_i, x_j, e_ij] @ W per gate), the
+    factorised conv is PyG's CGConv followed by softplus (norm set to the identity here)."""
+    torch.manual_seed(0)
+    b = toy_batch()
+    h = torch.randn(len(b.z), 8)
+    u = torch.randn(b.edge_index.shape[1], 5)
+    conv = FactorisedCGConv(8, 5, norm="layer")
+    conv.norm = torch.nn.Identity()
+    pyg = PyGCGConv(8, dim=5, aggr="add", batch_norm=False)
+    w = torch.cat([conv.dst.weight, conv.src.weight, conv.edge.weight], dim=1)  # (2h, 2h + r)
+    with torch.no_grad():
+        for lin, rows in ((pyg.lin_f, slice(0, 8)), (pyg.lin_s, slice(8, 16))):
+            lin.weight.copy_(w[rows])
+            lin.bias.copy_(conv.dst.bias[rows])
+    want = F.softplus(pyg(h, b.edge_index, u))
     torch.testing.assert_close(conv(h, b.edge_index, u), want, atol=1e-5, rtol=1e-5)
 
 
@@ -221,7 +253,7 @@ def test_lattice_branch_sees_the_cell_and_not_its_basis():
     tetragonal = cubic * torch.tensor([1.0, 1.0, 1.3]).unsqueeze(1)
     shear = torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 1.0]])  # det 1
     out = {
-        name: gnn(CrystalBatch(**{**b.__dict__, "cell": lattice_invariants(lat, sizes)}))
+        name: gnn(b.replace(cell=lattice_invariants(lat, sizes)))
         for name, lat in (("c", cubic), ("t", tetragonal), ("c'", shear @ cubic))
     }
     assert out["c"].shape == (3, gnn.out_dim) == (3, 8 * 2 + 8)
@@ -237,3 +269,161 @@ def test_element_features_make_similar_elements_start_close():
     gnn = CrystalGNN(hidden=32, layers=1, n_rbf=8, element_features=True).eval()
     h = gnn.element_proj(gnn.elements[torch.tensor([11, 19, 17])])
     assert (h[0] - h[1]).norm() < (h[0] - h[2]).norm()
+
+
+# --------------------------------------------------------------------------- the same function
+# A direct, readable formula of the encoder (per-centre loops; test sizes only), evaluated on the
+# module's own weights: embedding (+ element descriptors), RBFs with a cosine envelope,
+# Steinhardt atom features and Legendre edge sums, gated convolutions with norm, residual and
+# softplus, mean or attention pooling per crystal, lattice MLP.
+
+
+def reference_orientations(vec, ei, n_atoms, l_max):
+    dst = ei[1]  # centres
+    n_shells = len(SHELLS) + 1
+    atoms = torch.zeros(n_atoms, n_shells * l_max + n_shells)
+    edges = torch.zeros(len(vec), l_max)
+    for i in range(n_atoms):
+        e = (dst == i).nonzero().flatten()
+        if len(e) == 0:
+            continue
+        d = vec[e].norm(dim=-1)
+        unit = vec[e] / d.unsqueeze(1)
+        ratio = d / d.min()
+        w = torch.stack(
+            [torch.sigmoid((r - ratio) / SHELL_WIDTH) for r in SHELLS] + [torch.ones_like(d)], 1
+        )
+        p = legendre((unit @ unit.T).clamp(-1, 1), l_max)  # (n, n, L)
+        s = torch.einsum("jkl,js,ks->ls", p, w, w)
+        q = s.clamp(min=0).sqrt() / w.sum(0)
+        atoms[i] = torch.cat([q.flatten(), torch.log1p(w.sum(0))])
+        edges[e] = p.sum(1) / len(e)
+    return atoms, edges
+
+
+def reference_forward(gnn: CrystalGNN, b: CrystalBatch) -> torch.Tensor:
+    src, dst = b.edge_index
+    h = gnn.embed.weight[b.z]
+    if gnn.element_proj is not None:
+        h = h + gnn.element_proj(gnn.elements[b.z])
+    d, mu = b.edge_dist.unsqueeze(1), gnn.rbf.mu
+    cutoff, width = gnn.rbf.cutoff, gnn.rbf.width
+    u = torch.exp(-(((d - mu) / width) ** 2)) * 0.5 * (torch.cos(math.pi * d / cutoff) + 1)
+    u = u * (d < cutoff)
+    if gnn.angular:
+        atoms, edges = reference_orientations(b.edge_vec, b.edge_index, len(b.z), gnn.angular)
+        h = h + gnn.geo(atoms)
+        u = torch.cat([u, edges], 1)
+    hs = [h]
+    for conv in gnn.convs:
+        w = torch.cat([conv.dst.weight, conv.src.weight, conv.edge.weight], dim=1)
+        z = torch.cat([h[dst], h[src], u], dim=1) @ w.T + conv.dst.bias
+        gate, core = z.chunk(2, dim=-1)
+        msg = torch.sigmoid(gate) * F.softplus(core)
+        agg = torch.stack([msg[dst == i].sum(0) for i in range(len(h))])
+        h = F.softplus(h + conv.norm(agg))
+        hs.append(h)
+    h = torch.cat(hs, 1) if gnn.readout == "concat" else h
+    pooled = []
+    for g in range(b.num_graphs):
+        x = h[b.batch == g]
+        if gnn.attention is None:
+            pooled.append(x.mean(0))
+        else:
+            a = torch.softmax(gnn.attention.gate_nn(x).squeeze(1), 0)
+            pooled.append((a.unsqueeze(1) * x).sum(0))
+    out = torch.stack(pooled)
+    return out if gnn.lattice is None else torch.cat([out, gnn.lattice(b.cell)], 1)
+
+
+CONFIGS = [
+    dict(pooling="mean", readout="concat", norm="batch", angular=6, lattice=True),
+    dict(pooling="attention", readout="last", norm="layer", angular=0, element_features=True),
+    dict(pooling="attention", readout="concat", norm="batch", angular=3, element_features=True),
+]
+
+
+@pytest.mark.parametrize("kw", CONFIGS)
+def test_gnn_equals_reference_formula(kw):
+    torch.manual_seed(0)
+    b = toy_batch(seed=5)
+    gnn = CrystalGNN(hidden=16, layers=2, n_rbf=8, cutoff=4.0, **kw)
+    for m in gnn.modules():  # non-trivial running statistics for eval mode
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    for mode in (gnn.train, gnn.eval):  # batch statistics, then running statistics
+        mode()
+        with torch.no_grad():
+            torch.testing.assert_close(gnn(b), reference_forward(gnn, b), atol=1e-5, rtol=1e-5)
+
+
+def test_bond_orientations_equal_reference_formula():
+    b = toy_batch(seed=7)
+    b = b.replace(  # an atom without neighbours and an uneven star
+        edge_index=b.edge_index[:, 3:],
+        edge_vec=b.edge_vec[3:],
+        edge_dist=b.edge_dist[3:],
+    )
+    atoms, edges = bond_orientations(b.edge_vec, b.edge_index, len(b.z) + 1, 5)
+    want_atoms, want_edges = reference_orientations(b.edge_vec, b.edge_index, len(b.z) + 1, 5)
+    torch.testing.assert_close(atoms, want_atoms, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(edges, want_edges, atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoint_with_pre_pyg_attention_names_loads():
+    """Before the PyG pooling the attention score was ``gate``: such state dicts still load."""
+    torch.manual_seed(0)
+    b = toy_batch()
+    gnn = CrystalGNN(hidden=8, layers=1, n_rbf=8, pooling="attention").eval()
+    state = {k.replace("attention.gate_nn.", "gate."): v for k, v in gnn.state_dict().items()}
+    assert "gate.weight" in state
+    fresh = CrystalGNN(hidden=8, layers=1, n_rbf=8, pooling="attention").eval()
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh(b), gnn(b))
+
+
+# --------------------------------------------------------------------------- a PyG batch
+
+
+def test_crystal_batch_is_a_pyg_batch_and_round_trips():
+    b = toy_batch()
+    assert isinstance(b, Batch) and b.num_graphs == len(b) == 3 and b.num_nodes == 9
+    assert torch.equal(b.ptr, torch.tensor([0, 2, 5, 9]))
+    graphs = b.to_data_list()
+    assert [g.num_nodes for g in graphs] == [2, 3, 4]
+    assert torch.equal(graphs[2].edge_index.max(), torch.tensor(3))  # local atom numbers again
+    again = Batch.from_data_list(graphs)  # PyG's own collation gives the same tensors
+    for key in ("z", "batch", "ptr", "edge_index", "edge_vec", "edge_dist", "composition", "cell"):
+        assert torch.equal(getattr(again, key), getattr(b, key)), key
+    assert type(CrystalBatch.from_data_list(graphs)) is CrystalBatch
+    # a shallow replacement leaves the original alone; its slices follow the new edges
+    keep = torch.arange(b.edge_index.shape[1]) % 3 != 0
+    view = b.replace(
+        edge_index=b.edge_index[:, keep], edge_vec=b.edge_vec[keep], edge_dist=b.edge_dist[keep]
+    )
+    assert b.edge_index.shape[1] == 29 and view.edge_index.shape[1] == int(keep.sum())
+    assert sum(g.edge_index.shape[1] for g in view.to_data_list()) == int(keep.sum())
+    with pytest.raises(KeyError, match="num_graphs"):
+        b.replace(num_graphs=torch.tensor(2))
+
+
+def test_pooling_uses_num_graphs_for_empty_crystals():
+    """A trailing crystal without atoms pools to zeros instead of vanishing from the batch."""
+    b = toy_batch(n_graphs=2)
+    padded = CrystalBatch(
+        z=b.z,
+        batch=b.batch,
+        edge_index=b.edge_index,
+        edge_vec=b.edge_vec,
+        edge_dist=b.edge_dist,
+        composition=torch.cat([b.composition, b.composition[:1]]),
+        xrd=torch.cat([b.xrd, b.xrd[:1]]),
+        cell=torch.cat([b.cell, b.cell[:1]]),
+        num_graphs=3,
+    )
+    for pooling in ("mean", "attention"):
+        gnn = CrystalGNN(hidden=8, layers=1, n_rbf=8, pooling=pooling).eval()
+        out = gnn(padded)
+        assert out.shape == (3, 16) and (out[2] == 0).all()
+        torch.testing.assert_close(out[:2], gnn(b))

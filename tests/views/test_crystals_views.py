@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sciclr.data.crystal_batch import CrystalBatch
 from sciclr.views.crystals import (
     CrystalViewConfig,
+    augment_graph,
     composition_view,
     displace_atoms,
     drop_edges,
@@ -83,6 +86,67 @@ def test_composition_view_stays_a_distribution():
     assert torch.equal(composition_view(comp, 0.0, gen(0)), comp)
 
 
+# every views key, as the config schema fills them (values of the materials views section)
+VIEWS = {
+    "atom_mask": 0.1,
+    "edge_drop": 0.1,
+    "coord_noise": 0.05,
+    "xrd_shift": 2,
+    "xrd_noise": 0.05,
+    "composition_noise": 0.0,
+}
+
+
 def test_view_config_from_cfg_ignores_unknown_keys():
-    cfg = CrystalViewConfig.from_cfg({"atom_mask": 0.3, "n_views": 2})
-    assert cfg.atom_mask == 0.3 and cfg.edge_drop == CrystalViewConfig.edge_drop
+    cfg = CrystalViewConfig.from_cfg({**VIEWS, "atom_mask": 0.3, "n_views": 2})
+    assert cfg.atom_mask == 0.3 and cfg.edge_drop == VIEWS["edge_drop"]
+
+
+def test_view_config_has_no_defaults_of_its_own():
+    """The schema is the only source of defaults: a missing key is an error, not a fallback."""
+    with pytest.raises(TypeError):
+        CrystalViewConfig()  # type: ignore[call-arg]
+    partial = {k: v for k, v in VIEWS.items() if k != "coord_noise"}
+    with pytest.raises(KeyError, match="coord_noise"):
+        CrystalViewConfig.from_cfg(partial)
+    with pytest.raises(TypeError, match="mapping"):
+        CrystalViewConfig.from_cfg(None)  # type: ignore[arg-type]
+
+
+def _ring_batch(n_graphs: int = 3, size: int = 5) -> CrystalBatch:
+    """Rings of ``size`` atoms, both directions (test data only)."""
+    g = gen(0)
+    a = torch.arange(n_graphs * size)
+    nxt = a // size * size + (a + 1) % size
+    ei = torch.cat([torch.stack([a, nxt]), torch.stack([nxt, a])], 1)
+    ei = ei[:, torch.argsort(ei[1] // size, stable=True)]  # edges grouped by crystal
+    vec = torch.randn(ei.shape[1], 3, generator=g)
+    return CrystalBatch(
+        z=torch.randint(1, 90, (len(a),), generator=g),
+        batch=a // size,
+        edge_index=ei,
+        edge_vec=vec,
+        edge_dist=vec.norm(dim=-1),
+        composition=torch.rand(n_graphs, 118, generator=g),
+        xrd=torch.rand(n_graphs, 32, generator=g),
+        cell=torch.rand(n_graphs, 37, generator=g),
+        num_graphs=n_graphs,
+    )
+
+
+def test_augment_graph_returns_a_new_batch_and_leaves_the_input_alone():
+    b = _ring_batch()
+    before = {k: v.clone() for k, v in b.items()}
+    cfg = CrystalViewConfig.from_cfg({**VIEWS, "atom_mask": 0.3, "edge_drop": 0.3})
+    view = augment_graph(b, cfg, gen(1))
+    assert isinstance(view, CrystalBatch) and view is not b
+    assert all(torch.equal(b[k], v) for k, v in before.items())  # the input is untouched
+    assert view.num_graphs == 3 and torch.equal(view.batch, b.batch)
+    assert view.edge_index.shape[1] < b.edge_index.shape[1]
+    assert torch.equal(view.composition, b.composition) and torch.equal(view.cell, b.cell)
+    # the same seed draws the same view; per-crystal pieces follow the dropped edges
+    again = augment_graph(b, cfg, gen(1))
+    assert torch.equal(again.edge_index, view.edge_index) and torch.equal(again.z, view.z)
+    graphs = view.to_data_list()
+    assert sum(g.edge_index.shape[1] for g in graphs) == view.edge_index.shape[1]
+    assert all(int(g.edge_index.max()) < 5 for g in graphs if g.edge_index.numel())

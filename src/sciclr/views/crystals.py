@@ -12,7 +12,7 @@ mild noise so that the other encoder cannot match by exact lookup.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ from sciclr.data.crystal_batch import CrystalBatch
 __all__ = [
     "CrystalViewConfig",
     "augment_graph",
+    "composition_view",
     "displace_atoms",
     "drop_edges",
     "mask_atoms",
@@ -33,19 +34,33 @@ MASK_TOKEN = 0  # atomic number 0 = "unknown element"
 
 @dataclass(frozen=True)
 class CrystalViewConfig:
-    """Augmentation strengths (probabilities per atom/edge, σ in Å, XRD shift in bins)."""
+    """Augmentation strengths (probabilities per atom/edge, σ in Å, XRD shift in bins).
 
-    atom_mask: float = 0.1
-    edge_drop: float = 0.1
-    coord_noise: float = 0.05
-    xrd_shift: int = 2
-    xrd_noise: float = 0.05
-    composition_noise: float = 0.0
+    No defaults here: the config schema's ``views`` section of the materials domain is the one
+    source of them, and :meth:`from_cfg` reads every field from the (schema-filled) mapping.
+    """
+
+    atom_mask: float
+    edge_drop: float
+    coord_noise: float
+    xrd_shift: int
+    xrd_noise: float
+    composition_noise: float
 
     @classmethod
-    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> CrystalViewConfig:
-        cfg = {k: v for k, v in dict(cfg or {}).items() if k in cls.__dataclass_fields__}
-        return cls(**cfg)
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> CrystalViewConfig:
+        """Every field from ``cfg`` (other keys are ignored); a missing one is a KeyError."""
+        if not isinstance(cfg, Mapping):
+            raise TypeError(
+                f"CrystalViewConfig.from_cfg needs the views mapping, got {type(cfg).__name__}"
+            )
+        names = [f.name for f in fields(cls)]
+        missing = [k for k in names if k not in cfg]
+        if missing:
+            raise KeyError(
+                f"views: missing key(s) {missing}; the config schema fills every views key"
+            )
+        return cls(**{k: cfg[k] for k in names})
 
 
 def _rand(shape: tuple[int, ...], gen: torch.Generator | None, device: torch.device):
@@ -89,7 +104,7 @@ def augment_graph(
     if cfg.edge_drop > 0:
         keep = drop_edges(len(dist), cfg.edge_drop, dist.device, gen)
         vec, dist, index = vec[keep], dist[keep], index[:, keep]
-    return replace(batch, z=z, edge_vec=vec, edge_dist=dist, edge_index=index)
+    return batch.replace(z=z, edge_vec=vec, edge_dist=dist, edge_index=index)
 
 
 def xrd_view(
