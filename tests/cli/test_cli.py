@@ -158,7 +158,11 @@ def test_exit_2_is_one_stderr_line():
     assert proc.stderr.splitlines() == [
         "sciclr: error: --params: invalid JSON (Expecting value: line 1 column 12 (char 11))"
     ]
-    assert proc.stdout == ""
+    # stdout is not a terminal here, as in a rule's log: it holds the command, to rerun it
+    assert (
+        proc.stdout
+        == "[sciclr] command: sciclr gather --params '{\"domain\": ' --out X missing_dir\n"
+    )
 
 
 @pytest.mark.parametrize(
