@@ -163,7 +163,39 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         if isinstance(ds["input"], str):
             ds["input"] = [ds["input"]]
         ds["device"] = config["device"]
+    for name in config["datasets"]:
+        _resolve_pretrained(config["datasets"], name)
     return config
+
+
+#: preprocessing keys an encoder's weights depend on (the graphs it reads)
+ENCODER_PREPROCESS_KEYS = {"materials": ("cutoff", "max_neighbors")}
+
+
+def _resolve_pretrained(datasets: dict[str, Any], name: str, seen: tuple[str, ...] = ()) -> None:
+    """A data set whose encoder comes from another one takes that one's model section (its
+    weights must fit the model built from it) and must read data prepared the same way."""
+    ds = datasets[name]
+    src_name = (ds["pretrained"] or {}).get("dataset")
+    if src_name is None:
+        return
+    where = f"config: datasets.{name}.pretrained.dataset"
+    if src_name not in datasets or src_name == name or src_name in seen:
+        what = "is not a data set of this config" if src_name not in datasets else "is a cycle"
+        raise SciclrError(f"{where}: {src_name!r} {what}")
+    _resolve_pretrained(datasets, src_name, (*seen, name))
+    src = datasets[src_name]
+    if src["domain"] != ds["domain"]:
+        raise SciclrError(
+            f"{where}: {src_name!r} is a {src['domain']} data set; this one is {ds['domain']}"
+        )
+    for key in ENCODER_PREPROCESS_KEYS.get(ds["domain"], ()):
+        if ds["preprocess"][key] != src["preprocess"][key]:
+            raise SciclrError(
+                f"config: datasets.{name}.preprocess.{key}: {ds['preprocess'][key]!r} differs "
+                f"from {src['preprocess'][key]!r} of {src_name!r}, whose encoder it uses"
+            )
+    ds["model"] = copy.deepcopy(src["model"])
 
 
 def _params_schema(required: Sequence[str]) -> dict[str, Any]:

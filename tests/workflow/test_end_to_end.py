@@ -256,3 +256,45 @@ def test_a_trained_model_embeds_a_folder_with_one_cif(tiny_run, tmp_path):
     (folder / cif.name).write_text(cif.read_text())
     x, ref = _embed_new(tiny_run, "materials", [folder], tmp_path / "one.npz")
     np.testing.assert_allclose(x[0], ref, atol=1e-6, rtol=0)
+
+
+def test_a_data_set_can_take_its_encoder_from_another_run(tiny_run, tmp_path):
+    """`pretrained: {dataset: genomics}` with `train.epochs: 0`: no training job runs for it,
+    its SSL embeddings are the source encoder's on the same items, the report says so."""
+    import shutil
+
+    work = tmp_path / "transfer"
+    shutil.copytree(tiny_run, work, symlinks=True)
+    (work / "transfer.yaml").write_text(
+        """
+run_datasets: [genomics_copy]
+datasets:
+  genomics_copy:
+    domain: dna
+    input: resources/dna/tiny/genomics_tiny.fasta
+    labels: resources/dna/tiny/labels.tsv
+    id_column: id
+    split_column: split
+    tasks: [{column: label, type: classification, cluster: true}]
+    preprocess: {min_length: 200}
+    baselines: {kmer_k: [4]}
+    pretrained: {dataset: genomics}
+    train: {epochs: 0}
+    analysis: {bootstrap: 50, cv_folds: 2, knn_k: 3, umap: false, clustering: [kmeans]}
+"""
+    )
+    proc = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", "transfer.yaml")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    log = proc.stdout + proc.stderr
+    jobs = log[log.index("Job stats:") :].split("Select jobs")[0]
+    assert "train" not in jobs and "embed" in jobs and "report" in jobs, jobs
+    assert not (work / "results/genomics_copy/runs").exists()
+    copy = np.load(work / "results/genomics_copy/embeddings/ssl.npz")
+    source = np.load(work / "results/genomics/embeddings/ssl.npz")
+    rows = {i: k for k, i in enumerate(source["ids"])}
+    assert len(copy["ids"]) > 100 and set(copy["ids"]) <= set(rows)
+    np.testing.assert_allclose(
+        copy["X"], source["X"][[rows[i] for i in copy["ids"]]], atol=1e-6, rtol=0
+    )
+    html = (work / "results/report.html").read_text()
+    assert "the encoder trained on data set &#39;genomics&#39;, used as it is" in html

@@ -57,11 +57,7 @@ rule cluster:
 
 rule figures:
     input:
-        records=processed("{ds}", "records.tsv"),
-        features=lambda wc: list(feature_sets(wc.ds, "metrics").values()),
-        predictions=f"{R}/{{ds}}/metrics/predictions.tsv",
-        train_metrics=f"{R}/{{ds}}/runs/ssl/metrics.csv",
-        similarities=f"{R}/{{ds}}/runs/ssl/similarities.npz",
+        unpack(figures_inputs),
     output:
         report(
             directory(f"{R}/{{ds}}/figures"),
@@ -82,11 +78,18 @@ rule figures:
     params:
         cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
         features=lambda wc: feature_args(wc.ds, "metrics"),
+        training=lambda wc, input: " ".join(
+            f"--{flag} {shlex.quote(input[key])}"
+            for key, flag in (
+                ("train_metrics", "training-metrics"),
+                ("similarities", "similarities"),
+            )
+            if key in input.keys()
+        ),
     shell:
         "OMP_NUM_THREADS={threads} sciclr figures --params {params.cfg:q} --records {input.records:q} "
         "--features {params.features:q} --predictions {input.predictions:q} "
-        "--training-metrics {input.train_metrics:q} --similarities {input.similarities:q} "
-        "--out-dir {output:q} > {log:q} 2>&1"
+        "{params.training} --out-dir {output:q} > {log:q} 2>&1"
 
 
 rule verdict:

@@ -45,6 +45,7 @@ TRAIN_KEYS = [
 ]
 EMBED_KEYS = ["name", "domain", "views", "model", "device"]
 ANALYSIS_KEYS = ["name", "domain", "tasks", "analysis"]
+REPORT_KEYS = [*ANALYSIS_KEYS, "pretrained", "train"]  # + where the encoder comes from
 
 
 wildcard_constraints:
@@ -75,7 +76,9 @@ def params_json(ds, keys, **override):
     if keys is PARSE_KEYS:  # parsing reads the disorder policy, not the graph settings
         sub["preprocess"] = {"occupancy": cfg["preprocess"]["occupancy"]}
     if keys is TRAIN_KEYS:  # how many jobs read the inputs does not change the model
-        sub["preprocess"] = {k: v for k, v in cfg["preprocess"].items() if k != "shards"}
+        sub["preprocess"] = {
+            k: v for k, v in cfg["preprocess"].items() if k != "shards"
+        }
     for section, values in override.items():
         sub[section] = {**sub.get(section, {}), **values}
     return json.dumps(sub, sort_keys=True)
@@ -129,13 +132,58 @@ def sweep_runs():
     return [f"tau{t:g}" for t in config["temperature_sweep"]["temperatures"]]
 
 
+def pretrained_checkpoint(ds):
+    """The checkpoint a data set's encoder starts from (``pretrained:``), or None."""
+    source = ds_cfg(ds)["pretrained"]
+    if not source:
+        return None
+    return source.get("checkpoint") or f"{R}/{source['dataset']}/runs/ssl/checkpoint.pt"
+
+
+def trains(ds):
+    """Whether the data set trains its own encoder (not a pretrained one used as it is)."""
+    return not (ds_cfg(ds)["pretrained"] and ds_cfg(ds)["train"]["epochs"] == 0)
+
+
+def encoder_checkpoint(ds, run):
+    """The checkpoint behind ``embeddings/<run>.npz``."""
+    if run == "ssl" and not trains(ds):
+        return pretrained_checkpoint(ds)
+    return f"{R}/{ds}/runs/{run}/checkpoint.pt"
+
+
+def train_inputs(wc):
+    inputs = {
+        "data": processed(wc.ds, "data.pt"),
+        "records": processed(wc.ds, "records.tsv"),
+    }
+    if pretrained_checkpoint(wc.ds):
+        inputs["init"] = pretrained_checkpoint(wc.ds)
+    return inputs
+
+
 def embed_inputs(wc):
     inputs = {
         "data": processed(wc.ds, "data.pt"),
         "records": processed(wc.ds, "records.tsv"),
     }
     if wc.emb != "untrained":
-        inputs["checkpoint"] = f"{R}/{wc.ds}/runs/{wc.emb}/checkpoint.pt"
+        inputs["checkpoint"] = encoder_checkpoint(wc.ds, wc.emb)
+    return inputs
+
+
+def figures_inputs(wc):
+    """Records, features, predictions, and what the SSL training left (nothing when the data
+    set uses a pretrained encoder as it is)."""
+    inputs = {
+        "records": processed(wc.ds, "records.tsv"),
+        "features": list(feature_sets(wc.ds, "metrics").values()),
+        "predictions": f"{R}/{wc.ds}/metrics/predictions.tsv",
+    }
+    if trains(wc.ds):
+        run = f"{R}/{wc.ds}/runs/ssl"
+        inputs["train_metrics"] = f"{run}/metrics.csv"
+        inputs["similarities"] = f"{run}/similarities.npz"
     return inputs
 
 
@@ -174,9 +222,12 @@ def report_inputs(wc=None):
             "verdict": f"{R}/{ds}/metrics/verdict.tsv",
             "figures": f"{R}/{ds}/figures",
             "preprocess_summary": processed(ds, "summary.json"),
-            "train_summary": f"{R}/{ds}/runs/ssl/train_summary.json",
-            "training_metrics": f"{R}/{ds}/runs/ssl/metrics.csv",
         }
+        if trains(
+            ds
+        ):  # a pretrained encoder used as it is has no training of its own here
+            kinds["train_summary"] = f"{R}/{ds}/runs/ssl/train_summary.json"
+            kinds["training_metrics"] = f"{R}/{ds}/runs/ssl/metrics.csv"
         for kind, path in (
             ("sweep_table", f"{R}/{ds}/sweep/summary.tsv"),
             ("sweep_figure", f"{R}/{ds}/sweep/summary.png"),

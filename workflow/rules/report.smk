@@ -20,7 +20,7 @@ rule report:
         cfg=lambda wc: json.dumps(
             {
                 "datasets": {
-                    ds: json.loads(params_json(ds, ANALYSIS_KEYS)) for ds in DATASETS
+                    ds: json.loads(params_json(ds, REPORT_KEYS)) for ds in DATASETS
                 }
             },
             sort_keys=True,

@@ -3,8 +3,7 @@
 
 rule train:
     input:
-        data=processed("{ds}", "data.pt"),
-        records=processed("{ds}", "records.tsv"),
+        unpack(train_inputs),
     output:
         checkpoint=f"{R}/{{ds}}/runs/{{run}}/checkpoint.pt",
         metrics=f"{R}/{{ds}}/runs/{{run}}/metrics.csv",
@@ -29,9 +28,12 @@ rule train:
         # after it fails, and the resume state must survive exactly that (SIGTERM, retries).
         resume=lambda wc: run_file(wc, "last.pt"),
         tensorboard=lambda wc: run_file(wc, "tensorboard"),
+        init=lambda wc, input: (
+            f"--init {shlex.quote(input.init)}" if "init" in input.keys() else ""
+        ),
     shell:
         "OMP_NUM_THREADS={threads} sciclr train --params {params.cfg:q} --data {params.data:q} "
-        "--out {params.out:q} --resume {params.resume:q} "
+        "--out {params.out:q} --resume {params.resume:q} {params.init} "
         "--tensorboard-dir {params.tensorboard:q} > {log:q} 2>&1"
 
 

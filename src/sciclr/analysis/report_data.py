@@ -53,7 +53,9 @@ KINDS = {
     "sweep_table": "temperature sweep summary.tsv",
     "sweep_figure": "temperature sweep summary.png",
 }
-OPTIONAL = ("sweep_table", "sweep_figure")
+#: optional: the sweep when it was run; training files when the data set trained its encoder
+#: (a pretrained encoder used as it is has none)
+OPTIONAL = ("sweep_table", "sweep_figure", "train_summary", "training_metrics")
 REQUIRED = tuple(k for k in KINDS if k not in OPTIONAL)
 
 # the columns each table must have: the ones read below
@@ -209,6 +211,7 @@ class DatasetReport:
     train_summary: Table | None
     sweep: Sweep | None
     notes: tuple[str, ...] = ()
+    encoder: str = "trained on this data set"  # where the SSL encoder comes from
 
 
 @dataclass(frozen=True)
@@ -612,8 +615,8 @@ def _dataset(
     probe = inp.table("probe_metrics")
     clusters = inp.table("cluster_metrics")
     pre = inp.json("preprocess_summary")
-    train_summary = inp.json("train_summary")
-    training = inp.file("training_metrics")
+    train_summary = inp.json("train_summary") if inp.given("train_summary") else {}
+    training = inp.file("training_metrics") if inp.given("training_metrics") else None
     figures, notes = _figures(inp)
     return DatasetReport(
         name=ds,
@@ -624,11 +627,27 @@ def _dataset(
         comparison=_comparison_table(verdict),
         clustering=_cluster_tables(clusters, primary) if not clusters.empty else (),
         figures=figures,
-        training=_training_table(training),
+        training=_training_table(training) if training is not None else None,
         train_summary=_kv_table(train_summary, ["key", "value"], numeric=False),
         sweep=_sweep(inp),
         notes=notes,
+        encoder=_encoder_origin(section),
     )
+
+
+def _encoder_origin(section: Mapping[str, Any]) -> str:
+    """Where the data set's SSL encoder comes from, in words (``pretrained:``)."""
+    source = section.get("pretrained") or {}
+    if not source:
+        return "trained on this data set"
+    origin = (
+        f"the encoder trained on data set {source['dataset']!r}"
+        if "dataset" in source
+        else f"the checkpoint {source['checkpoint']}"
+    )
+    if section["train"]["epochs"] == 0:
+        return f"{origin}, used as it is (not retrained on this data set)"
+    return f"{origin}, trained further on this data set for {section['train']['epochs']} epochs"
 
 
 def load_report(inputs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]) -> ReportData:

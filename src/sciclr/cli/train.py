@@ -19,6 +19,7 @@ def _train(args: argparse.Namespace) -> None:
         args.out,
         resume=args.resume,
         tensorboard_dir=args.tensorboard_dir,
+        init=args.init,
     )
 
 
@@ -52,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--resume",
         default=None,
         help="resume state file, written each epoch and on a stop signal (default OUT/last.pt)",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        help="checkpoint.pt whose weights training starts from (a pretrained encoder)",
     )
     p.add_argument(
         "--tensorboard-dir",

@@ -49,6 +49,9 @@ def check_dataset(name: str, ds: Mapping[str, Any], base: Path | None = None) ->
         for p in paths:
             if not (base / p).exists():
                 raise SciclrError(f"{where}.{key}: file not found: {p}")
+    checkpoint = (ds.get("pretrained") or {}).get("checkpoint")
+    if checkpoint and not (base / checkpoint).is_file():
+        raise SciclrError(f"{where}.pretrained.checkpoint: file not found: {checkpoint}")
     domain = get_domain(ds["domain"])
     domain.check_inputs(ds, where, base)
     wanted = {"id_column": ds["id_column"]}

@@ -46,6 +46,7 @@ def torchrun_command(
     out_dir: str | Path,
     resume: str | Path | None = None,
     tensorboard_dir: str | Path | None = None,
+    init: str | Path | None = None,
 ) -> list[str]:
     """``torchrun`` running ``nproc`` copies of ``sciclr train`` with the same arguments (a
     worker sees torchrun's environment and trains instead of relaunching)."""
@@ -59,6 +60,8 @@ def torchrun_command(
         cmd += ["--resume", str(resume)]
     if tensorboard_dir is not None:
         cmd += ["--tensorboard-dir", str(tensorboard_dir)]
+    if init is not None:
+        cmd += ["--init", str(init)]
     return cmd
 
 
@@ -79,13 +82,14 @@ def run_under_torchrun(
     out_dir: str | Path,
     resume: str | Path | None = None,
     tensorboard_dir: str | Path | None = None,
+    init: str | Path | None = None,
 ) -> None:
     """Run ``nproc`` training workers; raise :class:`TrainingInterrupted` when a stop signal
     was passed on, :class:`SciclrError` when a worker failed."""
     env = os.environ.copy()
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     proc = subprocess.Popen(
-        torchrun_command(nproc, cfg, data_dir, out_dir, resume, tensorboard_dir),
+        torchrun_command(nproc, cfg, data_dir, out_dir, resume, tensorboard_dir, init),
         env=env,
         start_new_session=True,
     )

@@ -112,10 +112,12 @@ def run_training(
     stream: TextIO | None = None,
     resume: str | Path | None = None,
     tensorboard_dir: str | Path | None = None,
+    init: str | Path | None = None,
 ) -> dict[str, Any] | None:
     """Train on the ``split == "train"`` rows; write ``checkpoint.pt``, ``metrics.csv``,
     ``train_summary.json`` and ``similarities.npz`` into ``out_dir`` and keep the resume state
-    in ``resume`` (default ``out_dir/last.pt``).
+    in ``resume`` (default ``out_dir/last.pt``). ``init``: a checkpoint whose weights training
+    starts from (``pretrained:``) instead of a random initialisation.
 
     ``params``: the data set's config section (defaults are filled from the schema). Relaunches
     itself under torchrun when more than one process is configured. Returns the summary (None
@@ -128,7 +130,7 @@ def run_training(
     world = resolve_world_size(tcfg, device)
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     if world > 1 and not launched_by_torchrun():
-        run_under_torchrun(world, cfg, data_dir, out_dir, resume, tensorboard_dir)
+        run_under_torchrun(world, cfg, data_dir, out_dir, resume, tensorboard_dir, init)
         return None
     ctx = init_distributed(device)
     try:
@@ -143,6 +145,10 @@ def run_training(
             )
         torch.manual_seed(tcfg.seed)
         model = domain.build_model(payload, cfg)
+        start = None
+        if init is not None:
+            start = load_checkpoint(init)
+            _load_weights(model, start, init)
         evaluator, why = (
             _evaluator(cfg, records, source, device, tcfg)
             if tcfg.eval_every
@@ -154,7 +160,12 @@ def run_training(
         }
         fp_cfg.pop("device", None)
         run_fp = fingerprint(
-            fp_cfg, ctx.world_size, device.type, data_dir / "data.pt", data_dir / "records.tsv"
+            fp_cfg,
+            ctx.world_size,
+            device.type,
+            data_dir / "data.pt",
+            data_dir / "records.tsv",
+            start["fingerprint"] if start is not None else None,
         )
         trainer = Trainer(
             model=model,
@@ -185,17 +196,21 @@ def run_training(
         shutdown_distributed()
 
 
-def _load_trained(domain: Domain, payload: Mapping[str, Any], checkpoint: str | Path):
-    """The model of ``checkpoint``, built from the config stored with it."""
-    state = load_checkpoint(checkpoint)
-    model = domain.build_model(payload, dataset_params(state["cfg"]))
+def _load_weights(model: torch.nn.Module, state: Mapping[str, Any], path: str | Path) -> None:
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise SciclrError(
-            f"{checkpoint}: does not fit the model built from its config ({first})"
+            f"{path}: does not fit the model built from its config ({first})"
         ) from None
+
+
+def _load_trained(domain: Domain, payload: Mapping[str, Any], checkpoint: str | Path):
+    """The model of ``checkpoint``, built from the config stored with it."""
+    state = load_checkpoint(checkpoint)
+    model = domain.build_model(payload, dataset_params(state["cfg"]))
+    _load_weights(model, state, checkpoint)
     return model
 
 
