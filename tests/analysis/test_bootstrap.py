@@ -71,3 +71,48 @@ def test_undefined_metric_gives_no_interval():
     t = np.zeros(30, dtype=bool)  # a single class: ROC-AUC undefined everywhere
     (e,) = estimates([lambda W: M.roc_auc(t, np.arange(30.0), W)], 30, 200, seed=0)
     assert np.isnan(e.value) and np.isnan(e.ci_low) and np.isnan(e.ci_high)
+
+
+@pytest.mark.parametrize("n", [37, 300])
+def test_resamples_and_intervals_equal_scipy_bootstrap(n):
+    """The multiplicity matrices are scipy.stats.bootstrap's resamples (the same generator draws
+    for the same seed), so where scipy's paired percentile bootstrap is right for sciclr —
+    defined metrics of independent items — the CIs are scipy's to rounding."""
+    from scipy import stats
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
+    rng = np.random.default_rng(n)
+    t = rng.integers(0, 3, n)
+    p = np.where(rng.random(n) < 0.7, t, rng.integers(0, 3, n))
+    yt, yp = rng.normal(size=n), rng.normal(size=n)
+    acc, err = estimates(
+        [lambda W: M.accuracy(t, p, W), lambda W: M.mae(yt, yp, W)], n, 600, seed=11
+    )
+    for e, data, stat in (
+        (acc, (t, p), accuracy_score),
+        (err, (yt, yp), mean_absolute_error),
+    ):
+        ref = stats.bootstrap(
+            data,
+            lambda a, b, stat=stat: stat(a, b),
+            paired=True,
+            vectorized=False,
+            n_resamples=600,
+            method="percentile",
+            rng=np.random.default_rng(11),
+        ).confidence_interval
+        assert e.ci_low == pytest.approx(ref.low, abs=1e-12)
+        assert e.ci_high == pytest.approx(ref.high, abs=1e-12)
+
+
+def test_interval_from_the_defined_resamples():
+    """A metric undefined on a minority of resamples (ROC-AUC of a resample without a positive)
+    still gets a CI from the others; scipy's percentile bootstrap gives NaN then."""
+    t = np.zeros(30, dtype=bool)
+    t[:3] = True
+    s = np.linspace(0.0, 1.0, 30)[::-1]  # the positives score highest: AUC 1 where defined
+    W = np.concatenate(list(resample_weights(30, 500, seed=4)))
+    undefined = ~np.isfinite(M.roc_auc(t, s, W))
+    assert 0.01 < undefined.mean() < 0.5
+    (e,) = estimates([lambda W: M.roc_auc(t, s, W)], 30, 500, seed=4)
+    assert (e.value, e.ci_low, e.ci_high) == (1.0, 1.0, 1.0)

@@ -109,3 +109,44 @@ def test_ari_ignores_pairs_of_copies():
     ) - skm.adjusted_rand_score(t, c)
     assert naive.mean() > 0.01
     assert abs(corrected.mean()) < naive.mean() / 3
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_weights_equal_sklearn_sample_weight_where_it_means_repetition():
+    rng = np.random.default_rng(5)
+    n = 120
+    t = rng.integers(0, 4, n)
+    p = np.where(rng.random(n) < 0.6, t, rng.integers(0, 4, n))
+    y, yh = rng.normal(size=n), rng.normal(size=n)
+    score = rng.random(n) + 0.3 * (t == 1)
+    (tc, pc), k = M.encode(t, p)
+    W = np.concatenate([np.ones((1, n)), rng.multinomial(n, np.full(n, 1 / n), size=20)])
+    for w, row in zip(W, W[:, None, :], strict=True):
+        assert M.accuracy(tc, pc, row)[0] == pytest.approx(
+            skm.accuracy_score(t, p, sample_weight=w)
+        )
+        assert M.balanced_accuracy(tc, pc, row, k)[0] == pytest.approx(
+            skm.balanced_accuracy_score(t, p, sample_weight=w)
+        )
+        assert M.roc_auc(t == 1, score, row)[0] == pytest.approx(
+            skm.roc_auc_score(t == 1, score, sample_weight=w)
+        )
+        assert M.mae(y, yh, row)[0] == pytest.approx(
+            skm.mean_absolute_error(y, yh, sample_weight=w)
+        )
+        assert M.r2(y, yh, row)[0] == pytest.approx(skm.r2_score(y, yh, sample_weight=w))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_macro_f1_drops_labels_absent_from_the_resample():
+    """A label whose items all have weight 0 is absent from the resample: the repeated items (and
+    sciclr) do not average it in, sklearn's ``sample_weight`` scores it F1 = 0 — why the
+    bootstrap cannot use sklearn's weighted F1."""
+    t = np.array([0, 0, 1, 1, 2, 2])
+    p = np.array([0, 1, 1, 1, 2, 0])
+    w = np.array([1.0, 1.0, 2.0, 1.0, 0.0, 0.0])
+    rep = np.repeat(np.arange(6), w.astype(int))
+    (tc, pc), k = M.encode(t, p)
+    repeated = skm.f1_score(t[rep], p[rep], average="macro")
+    assert M.macro_f1(tc, pc, w[None, :], k)[0] == pytest.approx(repeated)
+    assert skm.f1_score(t, p, average="macro", sample_weight=w) < repeated - 0.2

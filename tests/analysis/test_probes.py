@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.preprocessing import StandardScaler
 
 from sciclr.analysis.logistic import fit_logistic
-from sciclr.analysis.probes import fit_linear, ridge_path, run_probes
+from sciclr.analysis.probes import fit_linear, ridge_path, run_probes, standardize
 from sciclr.analysis.scoring import score_prediction
 from sciclr.analysis.spec import Settings, resolve_tasks
 from sciclr.errors import SciclrError
@@ -102,14 +103,37 @@ def test_selection_prefers_strong_regularisation_for_noise_and_weak_for_signal()
     assert alpha == min(s["ridge_alpha"]) and "(val)" in note
 
 
-def test_ridge_path_equals_sklearn_ridge():
+@pytest.mark.parametrize("n,d", [(80, 12), (20, 50)])
+def test_ridge_path_equals_sklearn_ridge(n, d):
+    """Every alpha of the path equals its own Ridge fit, also with more features than items."""
     rng = np.random.default_rng(5)
-    X, y = rng.normal(size=(80, 12)), rng.normal(size=80)
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
     coefs, icpt = ridge_path(X, y, [0.1, 10.0])
+    assert coefs.shape == (2, d) and icpt.shape == (2,)
     for j, a in enumerate([0.1, 10.0]):
         ref = Ridge(alpha=a).fit(X, y)
         np.testing.assert_allclose(coefs[j], ref.coef_, atol=1e-8)
         assert icpt[j] == pytest.approx(ref.intercept_)
+    one, b = ridge_path(X.astype(np.float32), y, [3.0])  # float32 features are fitted in float64
+    np.testing.assert_allclose(one[0], Ridge(alpha=3.0).fit(X, y).coef_, atol=1e-6)
+    assert one.shape == (1, d) and b.shape == (1,)
+
+
+def test_standardize_uses_train_statistics_and_keeps_constant_columns():
+    rng = np.random.default_rng(9)
+    train = np.c_[rng.normal(3.0, 2.0, size=(50, 3)), np.full(50, 7.0)]
+    test = np.c_[rng.normal(size=(5, 3)), np.full(5, 8.0)]
+    ztr, zte = standardize(train, test)
+    assert ztr.dtype == zte.dtype == np.float32
+    np.testing.assert_allclose(ztr[:, :3].mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(ztr[:, :3].std(axis=0), 1.0, atol=1e-5)
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    np.testing.assert_allclose(zte[:, :3], (test[:, :3] - mean[:3]) / std[:3], rtol=1e-5)
+    # a constant train column keeps scale 1: it is centred, never divided by ~0
+    np.testing.assert_allclose(ztr[:, 3], 0.0)
+    np.testing.assert_allclose(zte[:, 3], 1.0)
+    ref = StandardScaler().fit(train).transform(test)
+    np.testing.assert_allclose(zte, ref, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("balanced", [False, True])
