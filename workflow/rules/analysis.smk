@@ -25,7 +25,7 @@ rule probe:
         features=lambda wc: feature_args(wc.ds, wc.scope),
     shell:
         "OMP_NUM_THREADS={threads} sciclr probe --params {params.cfg:q} --records {input.records:q} "
-        "--features {params.features:q} --out {output.metrics:q} "
+        "--threads {threads} --features {params.features:q} --out {output.metrics:q} "
         "--predictions {output.predictions:q} > {log:q} 2>&1"
 
 
@@ -51,8 +51,34 @@ rule cluster:
         features=lambda wc: feature_args(wc.ds, "metrics"),
     shell:
         "OMP_NUM_THREADS={threads} sciclr cluster --params {params.cfg:q} --records {input.records:q} "
-        "--features {params.features:q} --out {output.metrics:q} "
+        "--threads {threads} --features {params.features:q} --out {output.metrics:q} "
         "--assignments {output.assignments:q} > {log:q} 2>&1"
+
+
+rule label_efficiency:
+    input:
+        records=processed("{ds}", "records.tsv"),
+        features=lambda wc: list(feature_sets(wc.ds, "metrics").values()),
+    output:
+        curve=f"{R}/{{ds}}/metrics/label_efficiency.tsv",
+        comparisons=f"{R}/{{ds}}/metrics/label_efficiency_comparisons.tsv",
+    log:
+        f"{LOGS}/{{ds}}/label_efficiency.log",
+    benchmark:
+        f"{BENCH}/{{ds}}/label_efficiency.tsv"
+    conda:
+        "../../environment.yml"
+    threads: compute("analysis", "threads")
+    resources:
+        mem_mb=compute("analysis", "mem_mb"),
+        runtime=compute("analysis", "runtime"),
+    params:
+        cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
+        features=lambda wc: feature_args(wc.ds, "metrics"),
+    shell:
+        "OMP_NUM_THREADS={threads} sciclr label-efficiency --params {params.cfg:q} "
+        "--records {input.records:q} --features {params.features:q} --threads {threads} "
+        "--out {output.curve:q} --comparisons {output.comparisons:q} > {log:q} 2>&1"
 
 
 rule figures:
@@ -88,8 +114,9 @@ rule figures:
         ),
     shell:
         "OMP_NUM_THREADS={threads} sciclr figures --params {params.cfg:q} --records {input.records:q} "
-        "--features {params.features:q} --predictions {input.predictions:q} "
-        "{params.training} --out-dir {output:q} > {log:q} 2>&1"
+        "--threads {threads} --features {params.features:q} --predictions {input.predictions:q} "
+        "--label-efficiency {input.label_efficiency:q} {params.training} "
+        "--out-dir {output:q} > {log:q} 2>&1"
 
 
 rule verdict:
@@ -99,6 +126,7 @@ rule verdict:
         metrics=f"{R}/{{ds}}/metrics/probe.tsv",
         cluster=f"{R}/{{ds}}/metrics/cluster.tsv",
         assignments=f"{R}/{{ds}}/metrics/cluster_assignments.tsv",
+        label_comparisons=f"{R}/{{ds}}/metrics/label_efficiency_comparisons.tsv",
     output:
         report(
             f"{R}/{{ds}}/metrics/verdict.tsv",
@@ -121,4 +149,4 @@ rule verdict:
         "sciclr verdict --params {params.cfg:q} --records {input.records:q} "
         "--predictions {input.predictions:q} --metrics {input.metrics:q} "
         "--cluster-metrics {input.cluster:q} --assignments {input.assignments:q} "
-        "--out {output:q} > {log:q} 2>&1"
+        "--label-comparisons {input.label_comparisons:q} --out {output:q} > {log:q} 2>&1"

@@ -179,6 +179,7 @@ def figures_inputs(wc):
         "records": processed(wc.ds, "records.tsv"),
         "features": list(feature_sets(wc.ds, "metrics").values()),
         "predictions": f"{R}/{wc.ds}/metrics/predictions.tsv",
+        "label_efficiency": f"{R}/{wc.ds}/metrics/label_efficiency.tsv",
     }
     if trains(wc.ds):
         run = f"{R}/{wc.ds}/runs/ssl"

@@ -27,6 +27,7 @@ from sciclr.io import atomic_path, write_json
 __all__ = [
     "confusion_figure",
     "embedding_2d",
+    "label_efficiency_figure",
     "make_figures",
     "parity_figure",
     "save_figure",
@@ -212,6 +213,42 @@ def training_figure(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
+def label_efficiency_figure(curve: pd.DataFrame, primary: str) -> Figure:
+    """One panel per task: the metric against the fraction of train labels (log axis), one
+    line per feature set and probe with its 95 % band (repeats and test items); SSL bold."""
+    tasks = list(dict.fromkeys(curve["task"]))
+    ncol = min(3, len(tasks))
+    nrow = int(np.ceil(len(tasks) / ncol))
+    fig = Figure(figsize=(4.8 * ncol, 3.6 * nrow), layout="constrained")
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        g = curve[curve["task"] == task]
+        keys = list(dict.fromkeys(zip(g["feature_set"], g["probe"], strict=True)))
+        for (fs, probe), col in zip(keys, _palette(len(keys)), strict=True):
+            line = g[(g["feature_set"] == fs) & (g["probe"] == probe)].sort_values("fraction")
+            x = line["fraction"].to_numpy(dtype=float)
+            ax.plot(
+                x,
+                line["value"],
+                marker="o",
+                ms=3,
+                color=col,
+                lw=2.4 if fs == primary else 1.2,
+                label=f"{fs}/{probe}",
+            )
+            lo, hi = line["ci_low"].to_numpy(dtype=float), line["ci_high"].to_numpy(dtype=float)
+            if np.isfinite(lo).any():
+                ax.fill_between(x, lo, hi, color=col, alpha=0.15, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("fraction of train labels", fontsize=8)
+        metric = str(g["metric"].iloc[0])
+        ax.set_ylabel(metric, fontsize=8)
+        ax.set_title(task, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, frameon=False)
+    return fig
+
+
 def similarity_figure(pos: np.ndarray, neg: np.ndarray) -> Figure:
     """Histograms of positive- and negative-pair cosine similarities (densities)."""
     fig = Figure(figsize=(5.5, 3.6))
@@ -252,6 +289,7 @@ def make_figures(
     similarities: tuple[np.ndarray, np.ndarray] | None,
     outdir: str | Path,
     cluster_task: TaskData | None = None,
+    label_curves: pd.DataFrame | None = None,
 ) -> dict[str, list[Any]]:
     """Make every figure that its inputs allow; write them and ``figures.json`` into ``outdir``."""
     outdir = Path(outdir)
@@ -368,6 +406,17 @@ def make_figures(
         )
     else:
         notes.append("training curves skipped: no training metrics given")
+
+    if label_curves is not None and not label_curves.empty:
+        add(
+            label_efficiency_figure(label_curves, primary),
+            "label_efficiency",
+            f"{ds}: probe quality on the test split against the fraction of train labels the "
+            "probe was fitted on (seeded class-stratified subsets, regularisation by "
+            "cross-validation inside the subset); bands: 95 % intervals over repeats and test "
+            f"items; {primary} bold.",
+            "label_efficiency",
+        )
 
     if similarities is not None:
         pos, neg = similarities

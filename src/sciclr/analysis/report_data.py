@@ -380,6 +380,12 @@ def _section(params: Mapping[str, Any], ds: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- tables
 
 
+def _labels(r: pd.Series) -> str:
+    """The share of train labels a comparison's probes were fitted on."""
+    f = r.get("fraction", np.nan)
+    return "all" if pd.isna(f) or float(f) >= 1.0 else f"{100 * float(f):g} %"
+
+
 def _summary_rows(ds: str, v: pd.DataFrame) -> tuple[list[list[str]], list[list[str]]]:
     """One row per (task, baseline) flagged for the summary: verdict first, then the numbers."""
     sel = v[(v["kind"] != "target") & v["summary"].astype(str).str.lower().eq("true")]
@@ -391,6 +397,7 @@ def _summary_rows(ds: str, v: pd.DataFrame) -> tuple[list[list[str]], list[list[
                 ds,
                 str(r["task"]),
                 f"{metric}\u00a0{_arrow(r['metric'])}",
+                _labels(r),
                 _pair(r["feature_set"], r["probe"]),
                 _pair(r["baseline_feature_set"], r["baseline_probe"]),
                 str(r["outcome"]),
@@ -399,7 +406,7 @@ def _summary_rows(ds: str, v: pd.DataFrame) -> tuple[list[list[str]], list[list[
                 _with_ci(r["baseline_value"], r["baseline_ci_low"], r["baseline_ci_high"]),
             ]
         )
-        styles.append([""] * 5 + [_OUTCOME_CLASS.get(r["outcome"], "")] + [""] * 3)
+        styles.append([""] * 6 + [_OUTCOME_CLASS.get(r["outcome"], "")] + [""] * 3)
     return rows, styles
 
 
@@ -415,6 +422,7 @@ def _summary_table(verdicts: Mapping[str, pd.DataFrame]) -> Table | None:
         "data set",
         "task",
         "metric",
+        "labels",
         "SSL",
         "baseline",
         "verdict",
@@ -422,7 +430,7 @@ def _summary_table(verdicts: Mapping[str, pd.DataFrame]) -> Table | None:
         "SSL value [95 % CI]",
         "baseline value [95 % CI]",
     ]
-    return _table(header, rows, [0, 0, 0, 0, 0, 0, 1, 1, 1], cell_styles=styles)
+    return _table(header, rows, [0, 0, 0, 0, 0, 0, 0, 1, 1, 1], cell_styles=styles)
 
 
 def _targets(ds: str, v: pd.DataFrame) -> tuple[Statement, ...]:
@@ -514,6 +522,7 @@ def _comparison_table(v: pd.DataFrame) -> Table | None:
             [
                 str(r["task"]),
                 str(METRIC_NAMES.get(r["metric"], r["metric"])),
+                _labels(r),
                 _pair(r["feature_set"], r["probe"]),
                 _with_ci(r["value"], r["ci_low"], r["ci_high"]),
                 _pair(r["baseline_feature_set"], r["baseline_probe"]),
@@ -522,11 +531,11 @@ def _comparison_table(v: pd.DataFrame) -> Table | None:
                 str(r["outcome"]),
             ]
         )
-        styles.append([""] * 7 + [_OUTCOME_CLASS.get(r["outcome"], "")])
+        styles.append([""] * 8 + [_OUTCOME_CLASS.get(r["outcome"], "")])
     return _table(
-        ["task", "metric", "SSL", "value", "baseline", "value", "improvement", "verdict"],
+        ["task", "metric", "labels", "SSL", "value", "baseline", "value", "improvement", "verdict"],
         rows,
-        [0, 0, 0, 1, 0, 1, 1, 0],
+        [0, 0, 0, 0, 1, 0, 1, 1, 0],
         cell_styles=styles,
     )
 

@@ -105,6 +105,36 @@ def run_probe(
     return table
 
 
+def run_label_efficiency(
+    params: Params,
+    records: str | Path,
+    features: Sequence[str],
+    out: str | Path,
+    comparisons: str | Path,
+    threads: int = 1,
+    dataset: str | None = None,
+) -> pd.DataFrame:
+    """Label-efficiency curves of every feature set; write the curve TSV and the SSL-vs-baseline
+    comparisons at each fraction (verdict columns) that the verdict step appends."""
+    from sciclr.analysis.label_efficiency import CURVE_COLUMNS, label_efficiency
+
+    _threads(threads)
+    settings, rec, tasks = _setup(params, records, dataset)
+    ids = rec["id"].to_numpy().astype(str)
+    feats = _features(features, ids)
+    if settings["label_fractions"]:
+        curve, comp = label_efficiency(
+            settings, ids, rec["split"].to_numpy(), tasks, feats, threads
+        )
+    else:
+        from sciclr.analysis.verdict import VERDICT_COLUMNS
+
+        curve, comp = pd.DataFrame(columns=CURVE_COLUMNS), pd.DataFrame(columns=VERDICT_COLUMNS)
+    write_table(out, curve)
+    write_table(comparisons, comp)
+    return curve
+
+
 def run_cluster(
     params: Params,
     records: str | Path,
@@ -140,8 +170,10 @@ def run_verdict(
     cluster_metrics: str | Path | None = None,
     assignments: str | Path | None = None,
     dataset: str | None = None,
+    label_comparisons: str | Path | None = None,
 ) -> pd.DataFrame:
-    """SSL vs baselines (paired bootstrap) and target checks; write the verdict TSV."""
+    """SSL vs baselines (paired bootstrap) and target checks (plus the label-efficiency
+    comparisons of :func:`run_label_efficiency`); write the verdict TSV."""
     from sciclr.analysis.verdict import verdict
 
     settings, _, tasks = _setup(params, records, dataset)
@@ -153,7 +185,12 @@ def run_verdict(
         if not Path(assignments).exists():
             raise SciclrError(f"{assignments}: cluster assignments not found")
         asg = pd.read_csv(assignments, sep="\t", dtype={"id": str, "label": str})
-    table = verdict(settings, tasks, preds, pm, cm, asg)
+    lab = None
+    if label_comparisons:
+        if not Path(label_comparisons).exists():
+            raise SciclrError(f"{label_comparisons}: label-efficiency comparisons not found")
+        lab = pd.read_csv(label_comparisons, sep="\t")
+    table = verdict(settings, tasks, preds, pm, cm, asg, lab)
     write_table(out, table)
     for statement in table.loc[table["summary"].astype(bool), "statement"]:
         log.info("%s", statement)
@@ -192,6 +229,7 @@ def run_figures(
     similarities: str | Path | None = None,
     threads: int = 1,
     dataset: str | None = None,
+    label_efficiency: str | Path | None = None,
 ) -> dict:
     """Every figure its inputs allow, PNG + SVG, plus ``figures.json`` in ``outdir``.
 
@@ -222,7 +260,8 @@ def run_figures(
         ctask = cluster_task(settings, tasks)
     except SciclrError:
         ctask = None
-    return make_figures(settings, tasks, feats, preds, training, sims, outdir, ctask)
+    curves = pd.read_csv(label_efficiency, sep="\t") if label_efficiency else None
+    return make_figures(settings, tasks, feats, preds, training, sims, outdir, ctask, curves)
 
 
 def run_sweep_summary(

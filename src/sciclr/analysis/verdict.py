@@ -25,6 +25,7 @@ __all__ = [
     "check_targets",
     "compare_clusterings",
     "compare_predictions",
+    "comparison_row",
     "verdict",
 ]
 
@@ -50,6 +51,7 @@ VERDICT_COLUMNS = [
     "outcome",
     "summary",
     "statement",
+    "fraction",
 ]
 
 
@@ -68,7 +70,7 @@ def _ci(lo: float, hi: float, signed: bool = False) -> str:
     return f"95 % CI {f(lo)} to {f(hi)}"
 
 
-def _comparison_row(
+def comparison_row(
     settings: Settings,
     kind: str,
     task: str,
@@ -118,6 +120,7 @@ def _comparison_row(
         "outcome": outcome,
         "summary": summary,
         "statement": statement,
+        "fraction": np.nan,
     }
 
 
@@ -188,7 +191,7 @@ def compare_predictions(
             )
             summary = sprobe == vprobe and (probe == vprobe or probe in ("rf", "dummy"))
             rows.append(
-                _comparison_row(
+                comparison_row(
                     settings,
                     "baseline",
                     task.name,
@@ -233,7 +236,7 @@ def compare_clusterings(
                 float(settings["ci_level"]),
             )
             rows.append(
-                _comparison_row(
+                comparison_row(
                     settings,
                     "clustering",
                     str(task),
@@ -313,6 +316,7 @@ def _target_row(settings: Settings, t: Target, hit: pd.DataFrame) -> dict[str, o
         "outcome": outcome,
         "summary": True,
         "statement": statement,
+        "fraction": np.nan,
     }
 
 
@@ -323,12 +327,17 @@ def verdict(
     probe_metrics: pd.DataFrame,
     cluster_metrics: pd.DataFrame | None = None,
     assignments: pd.DataFrame | None = None,
+    label_comparisons: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """All comparisons and target checks of one data set (:data:`VERDICT_COLUMNS`)."""
+    """All comparisons and target checks of one data set (:data:`VERDICT_COLUMNS`), with the
+    label-efficiency comparisons (``kind`` = ``label_fraction``) appended when given."""
     rows = check_targets(
         settings, [probe_metrics, *([cluster_metrics] if cluster_metrics is not None else [])]
     )
     rows += compare_predictions(settings, tasks, predictions)
     if assignments is not None and not assignments.empty:
         rows += compare_clusterings(settings, assignments)
-    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    table = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    if label_comparisons is not None and not label_comparisons.empty:
+        table = pd.concat([table, label_comparisons[VERDICT_COLUMNS]], ignore_index=True)
+    return table

@@ -39,6 +39,14 @@ def _cluster(a: argparse.Namespace) -> None:
     run_cluster(a.params, a.records, a.features, a.out, a.assignments, a.threads, a.dataset)
 
 
+def _label_efficiency(a: argparse.Namespace) -> None:
+    from sciclr.analysis.steps import run_label_efficiency
+
+    run_label_efficiency(
+        a.params, a.records, a.features, a.out, a.comparisons, a.threads, a.dataset
+    )
+
+
 def _verdict(a: argparse.Namespace) -> None:
     from sciclr.analysis.steps import run_verdict
 
@@ -51,6 +59,7 @@ def _verdict(a: argparse.Namespace) -> None:
         a.cluster_metrics,
         a.assignments,
         a.dataset,
+        a.label_comparisons,
     )
 
 
@@ -74,6 +83,7 @@ def _figures(a: argparse.Namespace) -> None:
         a.similarities,
         a.threads,
         a.dataset,
+        a.label_efficiency,
     )
 
 
@@ -99,12 +109,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--assignments", default=None, help="cluster assignments TSV (for the verdict)")
     p.set_defaults(func=_cluster)
 
+    p = sub.add_parser(
+        "label-efficiency", help="probe quality against the fraction of train labels"
+    )
+    _common(p)
+    p.add_argument("--out", required=True, help="curve TSV (label_efficiency.tsv)")
+    p.add_argument(
+        "--comparisons", required=True, help="SSL-vs-baseline comparisons per fraction (TSV)"
+    )
+    p.set_defaults(func=_label_efficiency)
+
     p = sub.add_parser("verdict", help="SSL vs baselines (paired bootstrap) and targets")
     _common(p, features=False)
     p.add_argument("--predictions", required=True, help="test predictions TSV of `sciclr probe`")
     p.add_argument("--metrics", required=True, help="probe metrics TSV of `sciclr probe`")
     p.add_argument("--cluster-metrics", default=None, help="metrics TSV of `sciclr cluster`")
     p.add_argument("--assignments", default=None, help="assignments TSV of `sciclr cluster`")
+    p.add_argument(
+        "--label-comparisons",
+        default=None,
+        help="comparisons TSV of `sciclr label-efficiency` (appended as kind label_fraction)",
+    )
     p.add_argument("--out", required=True, help="verdict TSV")
     p.set_defaults(func=_verdict)
 
