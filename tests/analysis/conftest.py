@@ -163,11 +163,19 @@ def toy_results(tmp_path_factory, toy) -> Path:
         base / "sweep/summary.tsv",
         base / "sweep/summary.png",
     )
+    steps.run_recovery(
+        params,
+        toy["records"],
+        [f"ssl={toy['ssl']}", f"untrained={toy['untrained']}"],
+        [f"kmer={toy['kmer']}"],
+        m / "recovery.tsv",
+    )
     steps.run_report(  # the report reads exactly these files
         {"datasets": {"toy": toy_params()}},
         {
             "toy": {
                 "probe_metrics": str(m / "probe.tsv"),
+                "recovery": str(m / "recovery.tsv"),
                 "cluster_metrics": str(m / "cluster.tsv"),
                 "verdict": str(m / "verdict.tsv"),
                 "figures": str(base / "figures"),

@@ -28,6 +28,7 @@ def toy_inputs(results, sweep: bool = True) -> dict[str, str]:
     base = results / "toy"
     kinds = {
         "probe_metrics": base / "metrics/probe.tsv",
+        "recovery": base / "metrics/recovery.tsv",
         "cluster_metrics": base / "metrics/cluster.tsv",
         "verdict": base / "metrics/verdict.tsv",
         "figures": base / "figures",
@@ -39,6 +40,11 @@ def toy_inputs(results, sweep: bool = True) -> dict[str, str]:
         kinds["sweep_table"] = base / "sweep/summary.tsv"
         kinds["sweep_figure"] = base / "sweep/summary.png"
     return {k: str(v) for k, v in kinds.items()}
+
+
+def test_the_report_shows_what_the_embedding_kept(toy_results):
+    html = (toy_results / "report.html").read_text()
+    assert "What the embedding kept" in html and "kmer (7 dims)" in html
 
 
 def n_images(html: str) -> int:

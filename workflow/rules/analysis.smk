@@ -81,6 +81,38 @@ rule label_efficiency:
         "--out {output.curve:q} --comparisons {output.comparisons:q} > {log:q} 2>&1"
 
 
+rule recovery:
+    input:
+        records=processed("{ds}", "records.tsv"),
+        features=lambda wc: list(feature_sets(wc.ds, "metrics").values()),
+    output:
+        f"{R}/{{ds}}/metrics/recovery.tsv",
+    log:
+        f"{LOGS}/{{ds}}/recovery.log",
+    benchmark:
+        f"{BENCH}/{{ds}}/recovery.tsv"
+    conda:
+        "../../environment.yml"
+    threads: compute("analysis", "threads")
+    resources:
+        mem_mb=compute("analysis", "mem_mb"),
+        runtime=compute("analysis", "runtime"),
+    params:
+        cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
+        embeddings=lambda wc: [
+            a for a in feature_args(wc.ds, "metrics") if a.split("=")[0] in EMBEDDINGS
+        ],
+        targets=lambda wc: [
+            a
+            for a in feature_args(wc.ds, "metrics")
+            if a.split("=")[0] not in EMBEDDINGS
+        ],
+    shell:
+        "OMP_NUM_THREADS={threads} sciclr recovery --params {params.cfg:q} "
+        "--records {input.records:q} --embeddings {params.embeddings:q} "
+        "--targets {params.targets:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
+
+
 rule figures:
     input:
         unpack(figures_inputs),

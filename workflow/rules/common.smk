@@ -188,10 +188,16 @@ def figures_inputs(wc):
     return inputs
 
 
+EMBEDDINGS = [
+    "ssl",
+    "untrained",
+]  # learned (or random) encoders; the rest are baselines
+
+
 def feature_sets(ds, scope):
     """Feature sets scored in ``scope``: the main comparison, or one sweep run."""
     if scope == "metrics":
-        names = ["ssl", "untrained"]
+        names = list(EMBEDDINGS)
         files = [f"{R}/{ds}/embeddings/{n}.npz" for n in names]
         names += baseline_names(ds)
         files += [f"{R}/{ds}/features/{n}.npz" for n in baseline_names(ds)]
@@ -219,6 +225,7 @@ def report_inputs(wc=None):
     for ds in DATASETS:
         kinds = {
             "probe_metrics": f"{R}/{ds}/metrics/probe.tsv",
+            "recovery": f"{R}/{ds}/metrics/recovery.tsv",
             "cluster_metrics": f"{R}/{ds}/metrics/cluster.tsv",
             "verdict": f"{R}/{ds}/metrics/verdict.tsv",
             "figures": f"{R}/{ds}/figures",

@@ -44,6 +44,7 @@ __all__ = [
 #: Input kinds of one data set and what each is (used in messages).
 KINDS = {
     "probe_metrics": "probe metrics TSV",
+    "recovery": "recovery TSV (what the embedding kept)",
     "cluster_metrics": "cluster metrics TSV",
     "verdict": "verdict TSV",
     "figures": "figures folder (with figures.json)",
@@ -72,6 +73,7 @@ _COLUMNS = {
         "n_train",
         "n_test",
     ),
+    "recovery": ("embedding", "target", "metric", "value", "target_dim"),
     "cluster_metrics": (
         "task",
         "feature_set",
@@ -205,6 +207,7 @@ class DatasetReport:
     preprocessing: Table | None
     probes: tuple[ProbeTable, ...]
     comparison: Table | None
+    recovery: Table | None
     clustering: tuple[ClusterTable, ...]
     figures: tuple[Figure, ...]
     training: Table | None
@@ -511,6 +514,20 @@ def _cluster_tables(df: pd.DataFrame, primary: str) -> tuple[ClusterTable, ...]:
     return tuple(out)
 
 
+def _recovery_table(df: pd.DataFrame) -> Table | None:
+    """Embeddings (rows) × handcrafted feature sets (columns): test R² of a ridge between them."""
+    if df.empty:
+        return None
+    targets = list(dict.fromkeys(df["target"]))
+    rows = []
+    for emb, g in df.groupby("embedding", sort=False):
+        values = g.set_index("target")["value"]
+        rows.append([str(emb), *[_num(values.get(t, np.nan)) for t in targets]])
+    dims = df.drop_duplicates("target").set_index("target")["target_dim"]
+    header = ["embedding", *[f"{t} ({int(dims[t])} dims)" for t in targets]]
+    return _table(header, rows, [0, *[1] * len(targets)])
+
+
 def _comparison_table(v: pd.DataFrame) -> Table | None:
     """Every SSL-vs-baseline comparison of the data set (the summary shows the main ones)."""
     sel = v[v["kind"] != "target"]
@@ -634,6 +651,7 @@ def _dataset(
         preprocessing=_kv_table(pre, ["count", "value"], numeric=True) if pre else None,
         probes=_probe_tables(probe, primary),
         comparison=_comparison_table(verdict),
+        recovery=_recovery_table(inp.table("recovery")),
         clustering=_cluster_tables(clusters, primary) if not clusters.empty else (),
         figures=figures,
         training=_training_table(training) if training is not None else None,

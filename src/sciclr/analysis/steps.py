@@ -135,6 +135,28 @@ def run_label_efficiency(
     return curve
 
 
+def run_recovery(
+    params: Params,
+    records: str | Path,
+    embeddings: Sequence[str],
+    targets: Sequence[str],
+    out: str | Path,
+    threads: int = 1,
+    dataset: str | None = None,
+) -> pd.DataFrame:
+    """What each embedding kept: R² of a ridge from it to each handcrafted feature set."""
+    from sciclr.analysis.recovery import feature_recovery
+
+    _threads(threads)
+    settings, rec, _ = _setup(params, records, dataset)
+    ids = rec["id"].to_numpy().astype(str)
+    table = feature_recovery(
+        settings, rec["split"].to_numpy(), _features(embeddings, ids), _features(targets, ids)
+    )
+    write_table(out, table)
+    return table
+
+
 def run_cluster(
     params: Params,
     records: str | Path,

@@ -47,6 +47,12 @@ def _label_efficiency(a: argparse.Namespace) -> None:
     )
 
 
+def _recovery(a: argparse.Namespace) -> None:
+    from sciclr.analysis.steps import run_recovery
+
+    run_recovery(a.params, a.records, a.embeddings, a.targets, a.out, a.threads, a.dataset)
+
+
 def _verdict(a: argparse.Namespace) -> None:
     from sciclr.analysis.steps import run_verdict
 
@@ -118,6 +124,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--comparisons", required=True, help="SSL-vs-baseline comparisons per fraction (TSV)"
     )
     p.set_defaults(func=_label_efficiency)
+
+    p = sub.add_parser(
+        "recovery", help="what an embedding kept: R² of a ridge to each handcrafted feature set"
+    )
+    _common(p, features=False)
+    p.add_argument(
+        "--embeddings", nargs="+", required=True, metavar="NAME=PATH", help="embeddings (.npz)"
+    )
+    p.add_argument(
+        "--targets",
+        nargs="+",
+        required=True,
+        metavar="NAME=PATH",
+        help="handcrafted feature sets to predict (.npz)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--out", required=True, help="recovery TSV")
+    p.set_defaults(func=_recovery)
 
     p = sub.add_parser("verdict", help="SSL vs baselines (paired bootstrap) and targets")
     _common(p, features=False)

@@ -1,0 +1,32 @@
+"""What an embedding kept: the ridge R² from an embedding to a handcrafted feature set."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sciclr.analysis.recovery import feature_recovery
+from sciclr.analysis.spec import Settings
+
+
+def test_a_linear_function_of_the_embedding_is_recovered_and_noise_is_not():
+    rng = np.random.default_rng(0)
+    n = 600
+    emb = rng.normal(size=(n, 8))
+    kept = emb[:, :3] @ rng.normal(size=(3, 5)) + 0.05 * rng.normal(size=(n, 5))
+    lost = rng.normal(size=(n, 4))  # independent of the embedding
+    splits = np.array(["train"] * 400 + ["val"] * 100 + ["test"] * 100)
+    table = feature_recovery(
+        Settings.from_params({"name": "t"}), splits, {"ssl": emb}, {"kept": kept, "lost": lost}
+    ).set_index("target")
+    assert table.loc["kept", "value"] > 0.98
+    assert abs(table.loc["lost", "value"]) < 0.1
+    assert table.loc["kept", "target_dim"] == 5 and table.loc["kept", "n_test"] == 100
+
+
+def test_without_a_val_split_the_strength_comes_from_cv():
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(300, 4))
+    target = emb @ rng.normal(size=(4, 2))
+    splits = np.array(["train"] * 250 + ["test"] * 50)
+    table = feature_recovery(Settings.from_params({}), splits, {"e": emb}, {"t": target})
+    assert table["value"].iloc[0] > 0.99 and np.isfinite(table["alpha"].iloc[0])
