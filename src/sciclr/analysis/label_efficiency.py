@@ -26,7 +26,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
 from sciclr.analysis.bootstrap import Estimate, resample_weights
-from sciclr.analysis.probes import _probe_one
+from sciclr.analysis.probes import fit_predict
 from sciclr.analysis.scoring import metric_functions, task_seed
 from sciclr.analysis.spec import Settings, TaskData
 from sciclr.analysis.verdict import VERDICT_COLUMNS, comparison_row
@@ -159,7 +159,7 @@ def label_efficiency(
                         rows = {"train": sub, "val": rows_empty, "test": test}
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore", ConvergenceWarning)
-                            y_pred, score, _ = _probe_one(probe, task, X, rows, settings, threads)
+                            y_pred, score, _ = fit_predict(probe, task, X, rows, settings, threads)
                         preds.append((y_pred, score))
                     point, samples = _scores(task, task.y[test], preds, n_boot, seed)
                     points.append(

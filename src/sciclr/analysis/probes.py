@@ -28,7 +28,7 @@ from sciclr.analysis.scoring import Prediction, metric_functions
 from sciclr.analysis.spec import HIGHER_IS_BETTER, Settings, TaskData
 from sciclr.errors import SciclrError
 
-__all__ = ["fit_linear", "ridge_path", "run_probes", "standardize"]
+__all__ = ["fit_linear", "fit_predict", "ridge_path", "run_probes", "standardize"]
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def _dummy(task: TaskData, ytr: np.ndarray, n_test: int) -> tuple[np.ndarray, np
     return pred, score
 
 
-def _probe_one(
+def fit_predict(
     probe: str,
     task: TaskData,
     X: np.ndarray,
@@ -325,7 +325,7 @@ def run_probes(
             for probe in probes:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
-                    y_pred, score, note = _probe_one(probe, task, X, rows, settings, threads)
+                    y_pred, score, note = fit_predict(probe, task, X, rows, settings, threads)
                 log.info("probe %s / %s / %s: %s", task.name, fs, probe, note)
                 preds.append(
                     Prediction(
