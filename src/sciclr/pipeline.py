@@ -98,15 +98,35 @@ def _counts_line(counts: Mapping[str, int]) -> str:
 
 def gather(params: Mapping[str, Any], shard_dirs: Sequence[Path], out: Path) -> None:
     """Merge shards in input order, assign splits, write data.pt, records.tsv, rejects.tsv and
-    summary.json (counts in/out/rejected, per split, per reason) into ``out``."""
+    summary.json (counts in/out/rejected, per split, per reason, label rows without a record)
+    into ``out``.
+
+    Shard counts add up: each shard counts its own records, and the label rows without a
+    record among its share of the label table (every shard reads the whole table), so the
+    domain's merge sums them. A record that is neither kept nor rejected stops the step."""
     cfg = dataset_params(params)
     domain = get_domain(cfg["domain"])
     merged = domain.merge([_load_shard(Path(d)) for d in shard_dirs], cfg)
     records = finalize_records(merged.records, cfg)
     name = cfg.get("name", "data set")
+    counts = merged.counts
+    if {"in", "out", "rejected"} <= counts.keys() and counts["in"] != (
+        counts["out"] + counts["rejected"]
+    ):
+        raise SciclrError(
+            f"{name}: {counts['in']} records in, but {counts['out']} kept + "
+            f"{counts['rejected']} rejected: records were lost between the shards and the merge"
+        )
     if len(records) == 0:
         raise SciclrError(f"{name}: no record survived preprocessing; see rejects.tsv")
     summary = dict(merged.counts)
+    orphans = int(summary.get("label_rows_without_record", 0))
+    if orphans:
+        log.warning(
+            "%s: %d label row(s) match no input record (their ids are in the preprocess logs)",
+            name,
+            orphans,
+        )
     summary["splits"] = records["split"].value_counts().to_dict()
     summary["reasons"] = (
         merged.rejects["reason"].value_counts().to_dict() if len(merged.rejects) else {}

@@ -134,33 +134,44 @@ def test_neighbour_cap_keeps_k_nearest_and_whole_shells(tiny_structures):
 
 def test_bad_corpus_every_reject_listed_with_reason():
     out = crystals.preprocess_shard(bad_cfg(), 0, 1)
-    assert sorted(out.records["id"]) == ["gaas", "good_nacl", "si"]
+    assert sorted(out.records["id"]) == ["bom_nacl", "gaas", "good_nacl", "si", "two_blocks_KCl"]
     reasons = dict(zip(out.rejects["id"], out.rejects["reason"], strict=True))
     expected = {
         "partial_occupancy": "partial occupancy",
         "overlapping_atoms": "overlapping atoms",
         "isolated_atom": "isolated atom",
         "too_many_atoms": "too many atoms: 512 > max_atoms 256",
-        "unparsable": "unparsable CIF",
-        "not_a_structure": "unparsable CIF",
+        "unparsable": "unparsable CIF: could not convert string to float: 'zero'",
+        "not_a_structure": "not a CIF: no data_ block",
         "POSCAR_broken": "unparsable POSCAR",
         "missing_label": "missing label",
         "water": "unsupported file type",
+        "empty": "empty file",
+        "missing_cell_length": "missing cell parameter: _cell_length_b (pymatgen: ",
+        "two_atoms_one_site": "two atoms on one site: Cl and Na2 at (0, 0.5, 0)",
+        "two_blocks_noatoms": "missing atom sites: no _atom_site_label",
+        "truncated": "POSCAR: counts line promises 2 atoms, found 1 coordinate lines",
     }
     assert set(reasons) == set(expected)
     for rid, start in expected.items():
         assert reasons[rid].startswith(start), (rid, reasons[rid])
-    assert out.counts["in"] == 12
-    assert out.counts["out"] == 3 and out.counts["rejected"] == 9
-    assert out.counts["rejected_unparsable_cif"] == 2
+    assert "(pymatgen: Occupancy 2.0 exceeded tolerance.)" in reasons["two_atoms_one_site"]
+    assert out.counts["in"] == 19
+    assert out.counts["out"] == 5 and out.counts["rejected"] == 14
+    assert out.counts["rejected_unparsable_cif"] == 1
+    assert out.counts["rejected_not_a_cif"] == 1
+    assert out.counts["label_rows_without_record"] == 1  # no_such_structure
     src = dict(zip(out.rejects["id"], out.rejects["source"], strict=True))
     assert src["water"].endswith("water.xyz")
+    assert src["two_blocks_noatoms"].endswith("two_blocks.cif:data_noatoms")
     # the kept structures are the right ones
     n_atoms = torch.diff(out.payload["atom_ptr"]).tolist()
     assert dict(zip(out.records["id"], n_atoms, strict=True)) == {
+        "bom_nacl": 8,
         "gaas": 2,
         "good_nacl": 8,
         "si": 2,
+        "two_blocks_KCl": 8,
     }
 
 

@@ -90,13 +90,13 @@ def cap_neighbors(
     ordered; ties keep the neighbour-list kernel's (deterministic) order.
     """
     order = np.lexsort((dist, center))  # exact and stable: independent of the batch
-    if max_neighbors is None:
+    if max_neighbors is None or len(order) == 0:  # no edges at all: nothing to cap
         return order
     c, d = center[order], dist[order]
     counts = np.bincount(c, minlength=n_atoms)
     starts = np.cumsum(counts) - counts
     last = starts + np.minimum(counts, max_neighbors) - 1  # index of the k-th nearest
-    limit = np.where(counts > 0, d[np.clip(last, 0, max(len(d) - 1, 0))], 0.0) + TIE_TOL
+    limit = np.where(counts > 0, d[np.clip(last, 0, len(d) - 1)], 0.0) + TIE_TOL
     return order[d <= limit[c]]
 
 

@@ -1,9 +1,10 @@
 """Labels of crystal records: join them from the input table or a label file, drop records
-without a label (policy ``preprocess.missing_labels``), keep the first of repeated ids, and
-assign splits."""
+without a label (policy ``preprocess.missing_labels``), count the label rows that match no
+record, keep the first of repeated ids, and assign splits."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,14 +16,22 @@ from sciclr.data.crystal_payload import take
 from sciclr.data.records import finalize_records, read_label_table
 from sciclr.errors import SciclrError
 
-__all__ = ["dedupe", "finalize", "join_labels"]
+__all__ = ["LabelTable", "dedupe", "finalize", "join_labels", "label_table", "rows_without_record"]
+
+log = logging.getLogger(__name__)
+
+#: how many ids of label rows without a record the log line names
+_N_EXAMPLES = 5
+
+#: ``(table, how, name)``: the label table (None: no labels), how it joins (``"order"``: the
+#: input table's own rows, indexed by record order; ``"id"``: a separate table indexed by id)
+#: and its name for messages
+LabelTable = tuple[pd.DataFrame | None, str, str]
 
 
-def _label_table(
-    cfg: Mapping[str, Any], csv_labels: pd.DataFrame | None
-) -> tuple[pd.DataFrame | None, str, str]:
+def label_table(cfg: Mapping[str, Any], csv_labels: pd.DataFrame | None) -> LabelTable:
     """The label table and how to join it: ``("order", ...)`` for labels carried by the
-    CSV input row by row, ``("id", ...)`` for a separate table."""
+    CSV input row by row (indexed by record order), ``("id", ...)`` for a separate table."""
     tasks = [t["column"] for t in cfg.get("tasks") or []]
     split_col = cfg.get("split_column")
     want = [*tasks, *([split_col] if split_col else [])]
@@ -45,24 +54,50 @@ def _label_table(
     return None, "id", ""
 
 
+def rows_without_record(
+    labels: LabelTable, record_ids: Sequence[str], shard: int = 0, n_shards: int = 1
+) -> list[str]:
+    """Ids of the rows of a separate label table that match no record of the inputs (kept or
+    rejected), among this shard's share of the table (rows ``r % n_shards == shard``: every
+    shard reads the whole table, so the shards' counts add up to the one-shard count). The
+    input table's own rows are records themselves: none. Logs their number with examples."""
+    table, how, name = labels
+    if table is None or how != "id":
+        return []
+    ids = table.index
+    share = np.arange(len(ids)) % n_shards == shard
+    orphan = share & ~np.asarray(ids.isin(pd.Index(record_ids)), dtype=bool)
+    out = [str(x) for x in ids[orphan]]
+    if out:
+        part = f" (shard {shard + 1}/{n_shards}'s share of the table)" if n_shards > 1 else ""
+        more = ", ..." if len(out) > _N_EXAMPLES else ""
+        examples = ", ".join(repr(x) for x in out[:_N_EXAMPLES]) + more
+        log.warning(
+            "%s: %d label row(s) match no input record%s, e.g. %s", name, len(out), part, examples
+        )
+    return out
+
+
 def join_labels(
     ids: Sequence[str],
     order: np.ndarray,
     sources: Sequence[str],
     cfg: Mapping[str, Any],
     csv_labels: pd.DataFrame | None,
+    labels: LabelTable | None = None,
 ) -> tuple[pd.DataFrame, list[tuple[str, str, str, int]]]:
-    """Raw records (``id``, task columns, split column, ``order``) and missing-label rejects."""
+    """Raw records (``id``, task columns, split column, ``order``) and missing-label rejects
+    (``labels``: the :func:`label_table` when already read)."""
     tasks = [t["column"] for t in cfg.get("tasks") or []]
     split_col = cfg.get("split_column")
     cols = list(dict.fromkeys([*tasks, *([split_col] if split_col else [])]))
-    table, how, name = _label_table(cfg, csv_labels)
+    table, how, name = labels if labels is not None else label_table(cfg, csv_labels)
     rec = pd.DataFrame({"id": list(ids), "order": np.asarray(order, dtype=np.int64)})
     if table is None or not cols:
         return rec, []
-    if how == "order":
-        lab = table.iloc[rec["order"].to_numpy()][cols].reset_index(drop=True)
-        found = np.ones(len(rec), dtype=bool)
+    if how == "order":  # rows of the input table, indexed by record order
+        found = rec["order"].isin(table.index).to_numpy()
+        lab = table.reindex(rec["order"])[cols].reset_index(drop=True)
     else:
         found = rec["id"].isin(table.index).to_numpy()
         lab = table.reindex(rec["id"])[cols].reset_index(drop=True)

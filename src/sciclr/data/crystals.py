@@ -9,8 +9,10 @@
 The workflow runs each stage as a job of its own per shard (``parse_shard`` and
 ``preprocess_shard`` rules), so a changed cutoff re-runs stage 2 from the stored arrays of
 stage 1 without parsing again. One shard processes the records with global index
-``i % n_shards == shard``; :func:`merge` restores the global order, so any number of shards
-gives the same output as one.
+``i % n_shards == shard`` (a CIF with several data blocks is several records, found when
+listing); :func:`merge` restores the global order, so any number of shards gives the same
+output as one. Every shard counts the rows of a separate label table that match no record
+among its share of the table (``label_rows_without_record``; the shards' counts add up).
 
 Payload (row ``k`` = record ``k``; ``*_ptr`` are offsets into the flat arrays)::
 
@@ -36,7 +38,13 @@ import torch
 
 from sciclr.data.crystal_graphs import GraphSettings, build_graphs
 from sciclr.data.crystal_io import RawRecord, Reject, list_inputs, parse_structure, reject_frame
-from sciclr.data.crystal_labels import dedupe, finalize, join_labels
+from sciclr.data.crystal_labels import (
+    dedupe,
+    finalize,
+    join_labels,
+    label_table,
+    rows_without_record,
+)
 from sciclr.data.crystal_payload import ATOM_KEYS, EDGE_KEYS, composition, concat, take, take_atoms
 from sciclr.data.processed import Processed
 from sciclr.data.xrd import KNOWN_Z, MAX_Z, XRDSettings, xrd_patterns
@@ -50,18 +58,19 @@ FORMAT_VERSION = "crystals-v2"
 
 def _mine(
     cfg: Mapping[str, Any], shard: int, n_shards: int
-) -> tuple[list[RawRecord], pd.DataFrame | None]:
+) -> tuple[list[RawRecord], list[RawRecord], pd.DataFrame | None]:
+    """All records, this shard's records and the labels carried by table inputs."""
     if not 0 <= shard < n_shards:
         raise SciclrError(f"shard {shard} out of range for {n_shards} shard(s)")
     records, csv_labels = list_inputs(cfg)
-    return [r for r in records if r.order % n_shards == shard], csv_labels
+    return records, [r for r in records if r.order % n_shards == shard], csv_labels
 
 
 def parse_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int = 1) -> dict[str, Any]:
     """Stage 1: parse the records ``i % n_shards == shard`` of ``cfg["input"]`` into arrays
     (``order``, ``ids``, ``sources``, ``lattice``, ``frac``, ``z``, ``atom_ptr``) plus the
     rejects (``id, source, reason, order``) and the number of sites resolved by the majority rule."""
-    mine, _ = _mine(cfg, shard, n_shards)
+    _, mine, _ = _mine(cfg, shard, n_shards)
     parsed = _parse_all(mine, cfg["preprocess"]["occupancy"])
     parsed["shard"] = [int(shard), int(n_shards)]
     return parsed
@@ -157,7 +166,9 @@ def preprocess_shard(
     the records ``i % n_shards == shard`` (see the module docstring)."""
     pre = cfg["preprocess"]
     gs, xs = GraphSettings.from_cfg(pre), XRDSettings.from_cfg(pre["xrd"])
-    mine, csv_labels = _mine(cfg, shard, n_shards)
+    everything, mine, csv_labels = _mine(cfg, shard, n_shards)
+    labels = label_table(cfg, csv_labels)
+    orphans = rows_without_record(labels, [r.id for r in everything], shard, n_shards)
     if parsed is None:
         s = _parse_all(mine, pre["occupancy"])
     else:
@@ -180,7 +191,9 @@ def preprocess_shard(
     payload["sources"] = [s["sources"][k] for k in kept]
     payload["composition"] = composition(payload["z"], payload["atom_ptr"])
     payload["meta"] = _meta(gs, xs, pre["occupancy"])
-    raw, lab_rej = join_labels(payload["ids"], order1[kept], payload["sources"], cfg, csv_labels)
+    raw, lab_rej = join_labels(
+        payload["ids"], order1[kept], payload["sources"], cfg, csv_labels, labels
+    )
     if lab_rej:
         ok = ~np.isin(order1[kept], [r[3] for r in lab_rej])
         payload = take(payload, torch.from_numpy(np.flatnonzero(ok)))
@@ -191,6 +204,7 @@ def preprocess_shard(
     counts["majority_sites"] = int(s["n_majority"])
     counts["edges"] = int(payload["edge_ptr"][-1])
     counts["atoms"] = int(payload["atom_ptr"][-1])
+    counts["label_rows_without_record"] = len(orphans)
     return Processed(payload=payload, records=recs, rejects=rejects, counts=counts)
 
 
@@ -246,7 +260,7 @@ def merge(parts: Sequence[Processed], cfg: Mapping[str, Any]) -> Processed:
     else:
         records = finalize(raw.drop(columns=["split"], errors="ignore"), cfg)
     counts = _counts(sum(p.counts.get("in", 0) for p in parts), len(records), rejects)
-    for key in ("majority_sites", "edges", "atoms"):
+    for key in ("majority_sites", "edges", "atoms", "label_rows_without_record"):
         counts[key] = sum(p.counts.get(key, 0) for p in parts)
     counts["edges"], counts["atoms"] = int(payload["edge_ptr"][-1]), int(payload["atom_ptr"][-1])
     return Processed(payload=payload, records=records, rejects=rejects, counts=counts)

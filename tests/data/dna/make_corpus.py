@@ -2,7 +2,8 @@
 
 Run from the repository root: ``python tests/data/dna/make_corpus.py``. Every sequence is a
 slice of a real record of ``resources/dna/tiny/genomics_tiny.fasta``; the awkward parts
-(soft-masking, IUPAC, gaps, CRLF, duplicates, ...) are edits made here, listed in README.md.
+(soft-masking, IUPAC, gaps, CRLF, duplicates, byte-order marks, ...) are edits made here,
+listed in README.md.
 """
 
 from __future__ import annotations
@@ -111,6 +112,16 @@ def main() -> None:
     (HERE / "empty.fasta").write_text("")
     (HERE / "reads.fastq").write_text("@read1\n" + s[30][:80] + "\n+\n" + "I" * 80 + "\n")
     (HERE / "truncated.fasta.gz").write_bytes((HERE / "clean.fasta.gz").read_bytes()[:200])
+    # invisible prefixes: a BOM and blank lines before the first header, an indented header,
+    # a BOM in the middle (two files concatenated); a GenBank file and a label table with a BOM
+    bom = b"\xef\xbb\xbf"
+    parts = [f">{rid} clean record\n{wrap(seq)}\n".encode() for rid, seq in clean]
+    parts[0] = bom + b"\n  \n" + parts[0]
+    parts[2] = b"  " + parts[2]
+    parts[4] = bom + parts[4]
+    (HERE / "invisible_prefixes.fasta").write_bytes(b"".join(parts))
+    (HERE / "bom.gb").write_bytes(bom + (HERE / "clean.gb").read_bytes())
+    (HERE / "labels_bom.tsv").write_bytes(bom + (HERE / "labels.tsv").read_bytes())
 
 
 if __name__ == "__main__":

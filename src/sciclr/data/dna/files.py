@@ -22,6 +22,10 @@ from sciclr.errors import SciclrError
 __all__ = ["check_file", "one_line", "read_records", "sniff_format", "split_fasta"]
 
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
+_BOM_LATIN1 = _BOM.decode("latin-1")  # the same read as latin-1 text
+#: last bytes of an invisible line prefix before a '>' header (blanks, the BOM's last byte)
+_PREFIX_LAST = np.frombuffer(b" \t\v\f\xbf", dtype=np.uint8)
 
 
 def _open_bytes(path: Path) -> io.BufferedIOBase:
@@ -44,7 +48,7 @@ def _open_bytes(path: Path) -> io.BufferedIOBase:
 
 def sniff_format(path: Path, head: bytes) -> str:
     """``"fasta"`` or ``"genbank"`` from the first bytes; a clear error for anything else."""
-    text = head.lstrip(b"\xef\xbb\xbf").lstrip()  # BOM, leading blank lines
+    text = head.lstrip(_BOM).lstrip()  # BOM, leading blank lines
     if not text:
         raise SciclrError(f"{path}: file is empty (no sequence records)")
     if b"\x00" in head:
@@ -74,30 +78,77 @@ def one_line(exc: BaseException) -> str:
 def split_fasta(data: bytes) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Locate the records of a FASTA text held in memory, vectorised.
 
-    A header is a line starting with ``>``; the record's sequence is everything up to the
-    next header (line breaks and spaces included: they are deleted when encoding). Text before
-    the first header (``;`` comments) is ignored, as Biopython's ``fasta-pearson`` does.
-    Returns ``(titles, starts, ends)`` with the sequence of record ``i`` in
-    ``data[starts[i]:ends[i]]``.
+    A header is a line whose first visible character is ``>``: invisible prefixes (a UTF-8
+    byte-order mark, spaces, tabs) never cost a record, at the start of the file or of any line
+    (files concatenated with their BOMs); a line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r``
+    (files with mixed line ends). The record's sequence is everything from the end of the
+    header line up to the next header's line (line breaks and spaces included: they are
+    deleted when encoding). Text before the first header (``;`` comments, blank lines) is
+    ignored, as Biopython's ``fasta-pearson`` does. Returns ``(titles, starts, ends)`` with the
+    sequence of record ``i`` in ``data[starts[i]:ends[i]]``.
     """
     if b"\n" not in data and b"\r" in data:  # classic Mac line ends
         data = data.replace(b"\r", b"\n")
     arr = np.frombuffer(data, dtype=np.uint8)
+    cr = b"\r" in data  # Windows or mixed line ends: a lone \r ends a line too
     gt = np.flatnonzero(arr == ord(">"))
-    gt = gt[(gt == 0) | (arr[np.maximum(gt - 1, 0)] == ord("\n"))]
-    nl = np.flatnonzero(arr == ord("\n"))
+    prev = arr[np.maximum(gt - 1, 0)]
+    at_line_start = (gt == 0) | (prev == ord("\n")) | (cr & (prev == ord("\r")))
+    # a '>' after a blank or the BOM's last byte may still start its line: check those few
+    maybe = np.flatnonzero(~at_line_start & np.isin(prev, _PREFIX_LAST))
+    nl = np.flatnonzero(((arr == ord("\n")) | (arr == ord("\r"))) if cr else (arr == ord("\n")))
+    line_start = gt.copy()
+    if len(maybe):
+        ls = np.searchsorted(nl, gt[maybe])  # newlines before each candidate
+        ls = np.where(ls > 0, nl[np.maximum(ls - 1, 0)] + 1, 0)
+        for m, a in zip(maybe.tolist(), ls.tolist(), strict=True):
+            if not data[a : gt[m]].replace(_BOM, b"").strip():
+                at_line_start[m] = True
+                line_start[m] = a
+    gt, line_start = gt[at_line_start], line_start[at_line_start]
     k = np.searchsorted(nl, gt)
     if len(nl):
         head_end = np.where(k < len(nl), nl[np.minimum(k, len(nl) - 1)], len(arr))
     else:
         head_end = np.full(len(gt), len(arr), dtype=np.int64)
     starts = np.minimum(head_end + 1, len(arr))
-    ends = np.r_[gt[1:], len(arr)].astype(np.int64)
+    ends = np.r_[line_start[1:], len(arr)].astype(np.int64)
     titles = [
         data[a + 1 : b].decode("latin-1").strip()
         for a, b in zip(gt.tolist(), head_end.tolist(), strict=True)
     ]
     return titles, starts.astype(np.int64), ends
+
+
+class _GenBankLines(io.TextIOBase):
+    """Lines of a GenBank text with invisible prefixes removed between records.
+
+    Biopython skips every line before a ``LOCUS`` line that does not start with ``LOCUS``, so
+    a byte-order mark (or indentation) before it would silently drop the record. Between
+    records (at the start, after a ``//`` line) a BOM and leading blanks are removed from a
+    line that then starts with ``LOCUS``; lines inside a record are passed through unchanged.
+    """
+
+    def __init__(self, handle: io.TextIOBase) -> None:
+        self._handle = handle
+        self._between = True
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:  # Biopython probes read(0) for text mode
+        return self._handle.read(size)
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        line = self._handle.readline(-1 if size is None else size)
+        if self._between:
+            bare = line.replace(_BOM_LATIN1, "").lstrip(" \t")
+            if bare.startswith("LOCUS"):
+                self._between = False
+                return bare
+        elif line.startswith("//"):
+            self._between = True
+        return line
 
 
 def _genbank_records(handle: io.TextIOBase) -> Iterator[tuple[str, bytes | None]]:
@@ -170,7 +221,7 @@ def read_records(
                 if keep is None or keep(i):
                     seqs[i] = data[a:b]
         else:
-            handle = io.TextIOWrapper(raw, encoding="latin-1", newline=None)
+            handle = _GenBankLines(io.TextIOWrapper(raw, encoding="latin-1", newline=None))
             try:
                 for i, (rid, seq) in enumerate(_genbank_records(handle)):
                     ids.append(rid.strip())

@@ -7,11 +7,14 @@ order). Real-file quirks are handled by rule and counted:
 * IUPAC ambiguity codes (R Y S W K M B D H V) and N: stored as N (``iupac_bases``, ``n_bases``);
 * ``U`` (RNA) is read as T (``u_bases``);
 * gap/stop characters ``-`` ``.`` ``*``: removed (``gap_characters``);
-* Windows line ends and stray spaces: ignored by the parsers;
+* Windows line ends and stray spaces: ignored by the parsers, and so are byte-order marks,
+  blank lines and indentation before a header (FASTA ``>``, GenBank ``LOCUS``);
 * records dropped, each with a reason in the rejects table: empty id, duplicate id (the first
   occurrence wins), empty sequence, not DNA (letters outside the nucleotide alphabet, or fewer
   than half of the letters A/C/G/T/N), shorter than ``min_length``, more than
-  ``max_n_fraction`` N, id missing from the label table.
+  ``max_n_fraction`` N, id missing from the label table;
+* label-table rows whose id matches no record of the inputs (kept or rejected) are counted
+  (``label_rows_without_record``) and logged with a few example ids.
 
 A file that is not DNA at all (a protein FASTA, a CIF passed by mistake, FASTQ, binary) stops
 with a :class:`~sciclr.errors.SciclrError` naming the file and what it looks like.
@@ -24,11 +27,14 @@ objects are kept): ``codes`` (total_length,) uint8 with A=0, C=1, G=2, T=3, N=4,
 
 Sharding: shard ``s`` of ``n`` encodes only the records with global index ``i % n == s``, but
 every shard reads all ids, so the duplicate rule gives the same answer in every shard and the
-merged output equals the one-shard run.
+merged output equals the one-shard run. Every shard reads the whole label table too; it counts
+the label rows without a record among its share of the table (rows ``r % n == s``) only, so the
+shard counts add up to the one-shard count.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +67,11 @@ from sciclr.data.records import REJECT_COLUMNS, read_label_table
 from sciclr.errors import SciclrError
 
 __all__ = ["merge_dna", "preprocess_dna_shard"]
+
+log = logging.getLogger(__name__)
+
+#: how many ids of label rows without a record the log line names
+_N_EXAMPLES = 5
 
 
 _REASON_KEYS = {
@@ -99,6 +110,31 @@ def _looks_like_protein(path: Path, ids: list[str], seqs: Mapping[int, bytes | N
             f"({len(bad)} of the first {len(sample)} records; letters {''.join(letters) or '—'} "
             "are not nucleotides): a protein FASTA?"
         )
+
+
+def _label_rows_without_record(
+    label_ids: pd.Index, record_ids: Sequence[str], shard: int = 0, n_shards: int = 1
+) -> list[str]:
+    """Ids of the label rows (among this shard's share, rows ``r % n_shards == shard``) that
+    match no record id, in table order."""
+    share = np.arange(len(label_ids)) % n_shards == shard
+    orphan = share & ~np.asarray(label_ids.isin(pd.Index(record_ids)), dtype=bool)
+    return [str(x) for x in label_ids[orphan]]
+
+
+def _log_label_rows_without_record(
+    table: str, ids: Sequence[str], shard: int, n_shards: int
+) -> None:
+    """One log line: how many label rows of ``table`` match no record, with example ids."""
+    if not ids:
+        return
+    share = f" (shard {shard + 1}/{n_shards}'s share of the table)" if n_shards > 1 else ""
+    examples = ", ".join(repr(x) for x in ids[:_N_EXAMPLES]) + (
+        ", ..." if len(ids) > _N_EXAMPLES else ""
+    )
+    log.warning(
+        "%s: %d label row(s) match no input record%s, e.g. %s", table, len(ids), share, examples
+    )
 
 
 def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int = 1) -> Processed:
@@ -174,6 +210,10 @@ def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int =
     if cfg.get("labels"):
         labels = read_label_table(cfg["labels"], cfg["id_column"], label_cols)
         labels.index = labels.index.astype(str).str.strip()
+    orphans: list[str] = []
+    if labels is not None:
+        orphans = _label_rows_without_record(labels.index, all_ids, shard, n_shards)
+        _log_label_rows_without_record(str(cfg["labels"]), orphans, shard, n_shards)
 
     # 5. rules, in order; the first that applies is the reason (tests vectorised, messages
     #    written only for the dropped records)
@@ -265,6 +305,7 @@ def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int =
         "u_bases": int(n_u[keep].sum()),
         "gap_characters": int(n_gap[keep].sum()),
         "bases_out": len(codes),
+        "label_rows_without_record": len(orphans),
     }
     for r, key in enumerate(_REASON_KEYS.values()):
         counts[f"rejected_{key}"] = int(np.count_nonzero(rule_of == r))
