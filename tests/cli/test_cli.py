@@ -235,7 +235,7 @@ def test_exit_75_when_training_is_interrupted(tmp_path, monkeypatch, capsys):
 
     seen = {}
 
-    def interrupted(params, data, out, resume=None, tensorboard_dir=None):
+    def interrupted(params, data, out, resume=None, tensorboard_dir=None, init=None):
         seen.update(params=params, data=data, out=out, resume=resume)
         raise TrainingInterrupted(signal.SIGTERM, 12)
 
