@@ -4,7 +4,6 @@ record, keep the first of repeated ids, and assign splits."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,15 +12,11 @@ import pandas as pd
 import torch
 
 from sciclr.data.crystal_payload import take
-from sciclr.data.records import finalize_records, read_label_table
+from sciclr.data.records import finalize_records, label_rows_without_record, read_label_table
 from sciclr.errors import SciclrError
 
 __all__ = ["LabelTable", "dedupe", "finalize", "join_labels", "label_table", "rows_without_record"]
 
-log = logging.getLogger(__name__)
-
-#: how many ids of label rows without a record the log line names
-_N_EXAMPLES = 5
 
 #: ``(table, how, name)``: the label table (None: no labels), how it joins (``"order"``: the
 #: input table's own rows, indexed by record order; ``"id"``: a separate table indexed by id)
@@ -64,18 +59,7 @@ def rows_without_record(
     table, how, name = labels
     if table is None or how != "id":
         return []
-    ids = table.index
-    share = np.arange(len(ids)) % n_shards == shard
-    orphan = share & ~np.asarray(ids.isin(pd.Index(record_ids)), dtype=bool)
-    out = [str(x) for x in ids[orphan]]
-    if out:
-        part = f" (shard {shard + 1}/{n_shards}'s share of the table)" if n_shards > 1 else ""
-        more = ", ..." if len(out) > _N_EXAMPLES else ""
-        examples = ", ".join(repr(x) for x in out[:_N_EXAMPLES]) + more
-        log.warning(
-            "%s: %d label row(s) match no input record%s, e.g. %s", name, len(out), part, examples
-        )
-    return out
+    return label_rows_without_record(name, table.index, record_ids, shard, n_shards)
 
 
 def join_labels(

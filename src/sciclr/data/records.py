@@ -7,6 +7,7 @@ columns ``id``, ``split`` and then the configured label columns under their orig
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from sciclr.errors import SciclrError
+
+log = logging.getLogger(__name__)
 
 REJECT_COLUMNS = ["id", "source", "reason"]
 SPLITS = ("train", "val", "test")
@@ -37,6 +40,38 @@ def read_table_header(path: str | Path) -> list[str]:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SciclrError(f"{path}: cannot read the table's header ({exc})") from None
     return [str(c) for c in header.columns]
+
+
+#: example ids named in the log line of label rows without a record
+N_EXAMPLES = 5
+
+
+def label_rows_without_record(
+    table_name: str,
+    label_ids: pd.Index,
+    record_ids: Sequence[str],
+    shard: int = 0,
+    n_shards: int = 1,
+) -> list[str]:
+    """Ids of the label rows that match no record of the inputs (kept or rejected), in table
+    order, among this shard's share of the table (rows ``r % n_shards == shard``: every shard
+    reads the whole table, so the shards' counts add up to the one-shard count); one log line
+    with their number and a few examples."""
+    share = np.arange(len(label_ids)) % n_shards == shard
+    orphan = share & ~np.asarray(label_ids.isin(pd.Index(record_ids)), dtype=bool)
+    out = [str(x) for x in label_ids[orphan]]
+    if out:
+        part = f" (shard {shard + 1}/{n_shards}'s share of the table)" if n_shards > 1 else ""
+        more = ", ..." if len(out) > N_EXAMPLES else ""
+        examples = ", ".join(repr(x) for x in out[:N_EXAMPLES]) + more
+        log.warning(
+            "%s: %d label row(s) match no input record%s, e.g. %s",
+            table_name,
+            len(out),
+            part,
+            examples,
+        )
+    return out
 
 
 def read_label_table(path: str | Path, id_column: str, columns: Sequence[str] = ()) -> pd.DataFrame:

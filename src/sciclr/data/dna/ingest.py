@@ -34,7 +34,6 @@ shard counts add up to the one-shard count.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,15 +62,10 @@ from sciclr.data.dna.codes import (
 )
 from sciclr.data.dna.files import read_records
 from sciclr.data.processed import Processed
-from sciclr.data.records import REJECT_COLUMNS, read_label_table
+from sciclr.data.records import REJECT_COLUMNS, label_rows_without_record, read_label_table
 from sciclr.errors import SciclrError
 
 __all__ = ["merge_dna", "preprocess_dna_shard"]
-
-log = logging.getLogger(__name__)
-
-#: how many ids of label rows without a record the log line names
-_N_EXAMPLES = 5
 
 
 _REASON_KEYS = {
@@ -110,31 +104,6 @@ def _looks_like_protein(path: Path, ids: list[str], seqs: Mapping[int, bytes | N
             f"({len(bad)} of the first {len(sample)} records; letters {''.join(letters) or '—'} "
             "are not nucleotides): a protein FASTA?"
         )
-
-
-def _label_rows_without_record(
-    label_ids: pd.Index, record_ids: Sequence[str], shard: int = 0, n_shards: int = 1
-) -> list[str]:
-    """Ids of the label rows (among this shard's share, rows ``r % n_shards == shard``) that
-    match no record id, in table order."""
-    share = np.arange(len(label_ids)) % n_shards == shard
-    orphan = share & ~np.asarray(label_ids.isin(pd.Index(record_ids)), dtype=bool)
-    return [str(x) for x in label_ids[orphan]]
-
-
-def _log_label_rows_without_record(
-    table: str, ids: Sequence[str], shard: int, n_shards: int
-) -> None:
-    """One log line: how many label rows of ``table`` match no record, with example ids."""
-    if not ids:
-        return
-    share = f" (shard {shard + 1}/{n_shards}'s share of the table)" if n_shards > 1 else ""
-    examples = ", ".join(repr(x) for x in ids[:_N_EXAMPLES]) + (
-        ", ..." if len(ids) > _N_EXAMPLES else ""
-    )
-    log.warning(
-        "%s: %d label row(s) match no input record%s, e.g. %s", table, len(ids), share, examples
-    )
 
 
 def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int = 1) -> Processed:
@@ -212,8 +181,9 @@ def preprocess_dna_shard(cfg: Mapping[str, Any], shard: int = 0, n_shards: int =
         labels.index = labels.index.astype(str).str.strip()
     orphans: list[str] = []
     if labels is not None:
-        orphans = _label_rows_without_record(labels.index, all_ids, shard, n_shards)
-        _log_label_rows_without_record(str(cfg["labels"]), orphans, shard, n_shards)
+        orphans = label_rows_without_record(
+            str(cfg["labels"]), labels.index, all_ids, shard, n_shards
+        )
 
     # 5. rules, in order; the first that applies is the reason (tests vectorised, messages
     #    written only for the dropped records)
