@@ -94,6 +94,7 @@ VIEWS = {
     "xrd_shift": 2,
     "xrd_noise": 0.05,
     "composition_noise": 0.0,
+    "strain": 0.0,
 }
 
 
@@ -150,3 +151,31 @@ def test_augment_graph_returns_a_new_batch_and_leaves_the_input_alone():
     graphs = view.to_data_list()
     assert sum(g.edge_index.shape[1] for g in graphs) == view.edge_index.shape[1]
     assert all(int(g.edge_index.max()) < 5 for g in graphs if g.edge_index.numel())
+
+
+def test_a_uniform_strain_scales_each_crystal_and_keeps_its_symmetry_descriptors():
+    """Every bond of one crystal scales by the same factor; of the cell descriptors only the
+    volume per atom and the shortest length move (by 3 log f and log f): exactly the
+    descriptors of the scaled cells."""
+    from sciclr.data.lattice import lattice_invariants
+    from sciclr.views.crystals import strain_cells
+
+    b = _ring_batch(n_graphs=4)
+    lat = torch.eye(3).repeat(4, 1, 1) * torch.tensor([3.0, 4.0, 5.0, 6.0])[:, None, None]
+    lat[1, 0, 1] = 0.7  # not all cubic
+    n_atoms = torch.full((4,), 5)
+    b = b.replace(cell=lattice_invariants(lat, n_atoms))
+    vec, dist, cell = strain_cells(b, 0.05, gen(3))
+    ratio = dist / b.edge_dist
+    per_crystal = ratio.new_zeros(4).scatter_reduce(0, b.batch[b.edge_index[1]], ratio, "amax")
+    torch.testing.assert_close(ratio, per_crystal[b.batch[b.edge_index[1]]])  # one factor each
+    assert not torch.allclose(per_crystal, torch.ones(4))
+    torch.testing.assert_close(vec.norm(dim=-1), dist)
+    scaled = lattice_invariants(lat * per_crystal[:, None, None].double().float(), n_atoms)
+    torch.testing.assert_close(cell, scaled, atol=1e-5, rtol=1e-5)
+    assert torch.equal(cell[:, :-2], b.cell[:, :-2])
+    cfg = CrystalViewConfig.from_cfg(
+        {**VIEWS, "strain": 0.05, "coord_noise": 0.0, "atom_mask": 0.0}
+    )
+    view = augment_graph(b, cfg, gen(3))
+    torch.testing.assert_close(view.cell, cell)

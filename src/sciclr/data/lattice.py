@@ -31,7 +31,13 @@ import itertools
 
 import torch
 
-__all__ = ["SHELLS", "lattice_invariants", "legendre", "n_lattice_invariants"]
+__all__ = [
+    "SHELLS",
+    "lattice_invariants",
+    "legendre",
+    "n_lattice_invariants",
+    "scale_invariants",
+]
 
 SHELLS = (1.05, 1.25, 1.5, 2.0)  # soft shell radii in units of the shortest lattice vector
 SHELL_WIDTH = 0.02
@@ -143,3 +149,14 @@ def lattice_invariants(
     return torch.cat(
         [spectrum, torch.log(2 * count), q.flatten(1), per_atom, torch.log(shortest)], dim=1
     ).float()
+
+
+def scale_invariants(cell: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """The descriptors of the same cells uniformly scaled by ``exp(log_scale)`` ``(B,)``:
+    scaling keeps every length ratio and bond-order parameter (the symmetry), and moves only
+    ``log(volume / atom)`` (by ``3 log_scale``) and ``log |v_1|`` (by ``log_scale``), the last
+    two columns of :func:`lattice_invariants`; exact, no lattice needed."""
+    out = cell.clone()
+    out[:, -2] += 3.0 * log_scale.to(cell.dtype)
+    out[:, -1] += log_scale.to(cell.dtype)
+    return out

@@ -5,6 +5,9 @@ Contrastive Learning with Augmentations", NeurIPS 2020: attribute masking, edge 
 plus a physically meaningful coordinate noise: every atom is displaced by an isotropic
 Gaussian and the periodic edge vectors are updated consistently
 (``vec_ij' = vec_ij + δ_j - δ_i``), which is what a thermally displaced crystal looks like.
+A uniform strain (``strain``: σ of the log scale factor) scales every cell and bond of a crystal
+by one factor: the symmetry of the cell is exactly preserved, so views that differ by it share
+the crystal system while the encoder learns not to rely on absolute size (a pressure change).
 The second modalities (composition, powder XRD) are computed in preprocessing; their views add
 mild noise so that the other encoder cannot match by exact lookup.
 """
@@ -18,6 +21,7 @@ from typing import Any
 import torch
 
 from sciclr.data.crystal_batch import CrystalBatch
+from sciclr.data.lattice import scale_invariants
 
 __all__ = [
     "CrystalViewConfig",
@@ -26,6 +30,7 @@ __all__ = [
     "displace_atoms",
     "drop_edges",
     "mask_atoms",
+    "strain_cells",
     "xrd_view",
 ]
 
@@ -46,6 +51,7 @@ class CrystalViewConfig:
     xrd_shift: int
     xrd_noise: float
     composition_noise: float
+    strain: float
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> CrystalViewConfig:
@@ -93,18 +99,34 @@ def displace_atoms(
     return vec, vec.norm(dim=-1)
 
 
+def strain_cells(
+    batch: CrystalBatch, sigma: float, gen: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scale each crystal uniformly by ``exp(s)``, ``s ~ N(0, sigma)`` per crystal: returns the
+    new ``edge_vec`` (E, 3), ``edge_dist`` (E,) and cell descriptors (B, F) (symmetry kept)."""
+    s = torch.randn((batch.num_graphs,), generator=gen, device=batch.edge_vec.device) * sigma
+    factor = torch.exp(s)[batch.batch[batch.edge_index[1]]]  # the centre's crystal per edge
+    return (
+        batch.edge_vec * factor.unsqueeze(1),
+        batch.edge_dist * factor,
+        scale_invariants(batch.cell, s),
+    )
+
+
 def augment_graph(
     batch: CrystalBatch, cfg: CrystalViewConfig, gen: torch.Generator | None = None
 ) -> CrystalBatch:
-    """One random graph view: masking, edge dropping and coordinate noise."""
+    """One random graph view: uniform strain, masking, edge dropping and coordinate noise."""
     z = mask_atoms(batch.z, cfg.atom_mask, gen)
-    vec, dist, index = batch.edge_vec, batch.edge_dist, batch.edge_index
+    vec, dist, index, cell = batch.edge_vec, batch.edge_dist, batch.edge_index, batch.cell
+    if cfg.strain > 0:
+        vec, dist, cell = strain_cells(batch, cfg.strain, gen)
     if cfg.coord_noise > 0:
         vec, dist = displace_atoms(vec, index, len(z), cfg.coord_noise, gen)
     if cfg.edge_drop > 0:
         keep = drop_edges(len(dist), cfg.edge_drop, dist.device, gen)
         vec, dist, index = vec[keep], dist[keep], index[:, keep]
-    return batch.replace(z=z, edge_vec=vec, edge_dist=dist, edge_index=index)
+    return batch.replace(z=z, edge_vec=vec, edge_dist=dist, edge_index=index, cell=cell)
 
 
 def xrd_view(
