@@ -124,10 +124,28 @@ def toy_results(tmp_path_factory, toy) -> Path:
         json.dumps({"in": 250, "out": 240, "rejected": 10})
     )
     write_training(base / "runs/ssl")
+    # the engine's val evaluations (k-NN accuracy at the end of each epoch), epoch 2 kept
+    summary = json.loads((base / "runs/ssl/train_summary.json").read_text())
+    summary.update(
+        steps_per_epoch=20,
+        chosen_epoch=2,
+        evaluations=[
+            {"epoch": e, "step": 20 * e, "metric": "knn_accuracy", "value": v}
+            for e, v in ((1, 0.61), (2, 0.83), (3, 0.79))
+        ],
+    )
+    (base / "runs/ssl/train_summary.json").write_text(json.dumps(summary))
     m = base / "metrics"
     steps.run_probe(params, toy["records"], feats, m / "probe.tsv", m / "predictions.tsv")
     steps.run_cluster(
         params, toy["records"], feats, m / "cluster.tsv", m / "cluster_assignments.tsv"
+    )
+    steps.run_label_efficiency(  # two shares, two repeats: enough for the curve and the table
+        json.dumps(toy_params(label_fractions=[0.1, 1.0], label_repeats=2)),
+        toy["records"],
+        feats,
+        m / "label_efficiency.tsv",
+        m / "label_efficiency_comparisons.tsv",
     )
     steps.run_verdict(
         params,
@@ -137,9 +155,16 @@ def toy_results(tmp_path_factory, toy) -> Path:
         m / "verdict.tsv",
         m / "cluster.tsv",
         m / "cluster_assignments.tsv",
+        label_comparisons=m / "label_efficiency_comparisons.tsv",
     )
     steps.run_figures(
-        params, toy["records"], feats, base / "figures", m / "predictions.tsv", base / "runs/ssl"
+        params,
+        toy["records"],
+        feats,
+        base / "figures",
+        m / "predictions.tsv",
+        base / "runs/ssl",
+        label_efficiency=m / "label_efficiency.tsv",
     )
     # a two-temperature sweep: τ = 0.1 is the main run; τ = 0.5 a noisier ssl embedding
     noisy = np.load(toy["ssl"])
@@ -178,6 +203,7 @@ def toy_results(tmp_path_factory, toy) -> Path:
                 "recovery": str(m / "recovery.tsv"),
                 "cluster_metrics": str(m / "cluster.tsv"),
                 "verdict": str(m / "verdict.tsv"),
+                "label_efficiency": str(m / "label_efficiency.tsv"),
                 "figures": str(base / "figures"),
                 "preprocess_summary": str(base / "processed/summary.json"),
                 "train_summary": str(base / "runs/ssl/train_summary.json"),

@@ -31,6 +31,7 @@ def toy_inputs(results, sweep: bool = True) -> dict[str, str]:
         "recovery": base / "metrics/recovery.tsv",
         "cluster_metrics": base / "metrics/cluster.tsv",
         "verdict": base / "metrics/verdict.tsv",
+        "label_efficiency": base / "metrics/label_efficiency.tsv",
         "figures": base / "figures",
         "preprocess_summary": base / "processed/summary.json",
         "train_summary": base / "runs/ssl/train_summary.json",
@@ -113,7 +114,14 @@ def test_report_shows_summary_targets_figures_and_no_external_resources(toy_resu
     manifest = json.loads((toy_results / "toy/figures/figures.json").read_text())
     assert manifest["notes"] == []
     kinds = {f["kind"] for f in manifest["figures"]}
-    assert kinds == {"embedding", "confusion", "parity", "training", "similarity"}
+    assert kinds == {
+        "embedding",
+        "confusion",
+        "parity",
+        "training",
+        "similarity",
+        "label_efficiency",
+    }
     n_img = html.count('<img src="data:image/png;base64,')
     assert n_img == len(manifest["figures"]) + 1  # + the sweep figure
     assert html.count("<img") == n_img
@@ -219,7 +227,11 @@ def test_figures_without_similarities_say_so(toy, tmp_path):
     assert any("similarity histogram skipped" in n for n in man["notes"])
     assert any("training curves skipped" in n for n in man["notes"])
     assert any("no predictions" in n for n in man["notes"])
-    assert [f["kind"] for f in man["figures"]] == ["embedding"]
+    # one figure per colouring: the cluster task and the first regression task
+    assert [(f["kind"], f["group"]) for f in man["figures"]] == [
+        ("embedding", "label"),
+        ("embedding", "energy"),
+    ]
     assert "PCA (UMAP disabled in config)" in man["figures"][0]["caption"]
 
 
@@ -277,3 +289,473 @@ def test_umap_embedding(tmp_path):
     E, how = embedding_2d(X, Settings.from_params({}))
     assert how == "UMAP" and E.shape == (150, 2)
     assert silhouette_score(E, code) > 0.5
+
+
+# ---------------------------------------------------------------- read at a glance
+
+
+def verdict_rows(*rows: dict) -> pd.DataFrame:
+    """A verdict table of hand-made comparison rows (verdict columns; unset ones empty)."""
+    from sciclr.analysis.verdict import VERDICT_COLUMNS
+
+    base = {
+        "dataset": "d",
+        "kind": "baseline",
+        "metric": "mae",
+        "feature_set": "ssl",
+        "probe": "linear",
+        "value": 0.5,
+        "ci_low": 0.4,
+        "ci_high": 0.6,
+        "baseline_probe": "linear",
+        "baseline_ci_low": np.nan,
+        "baseline_ci_high": np.nan,
+        "delta": 0.0,
+        "delta_ci_low": -0.1,
+        "delta_ci_high": 0.1,
+        "bound": np.nan,
+        "summary": True,
+        "statement": "",
+        "fraction": np.nan,
+    }
+    return pd.DataFrame([{**base, **r} for r in rows], columns=VERDICT_COLUMNS)
+
+
+def row(task, fs, outcome, baseline_value, probe="linear", ssl_probe="linear", **kw) -> dict:
+    """A comparison of SSL (``ssl_probe``) with baseline ``fs``/``probe`` on ``task``."""
+    return {
+        "task": task,
+        "probe": ssl_probe,
+        "baseline_feature_set": fs,
+        "baseline_probe": probe,
+        "outcome": outcome,
+        "baseline_value": baseline_value,
+        **kw,
+    }
+
+
+def test_the_headline_counts_wins_and_names_the_best_alternative():
+    from sciclr.analysis.report_data import headline
+
+    v = verdict_rows(
+        # gap: SSL beats all three baselines
+        row("gap", "dummy", "better", 0.9, probe="dummy"),
+        row("gap", "element_fractions", "better", 0.8),
+        row("gap", "untrained", "better", 0.7),
+        # energy (MAE, lower is better): the RF is clearly better; the lattice probe scores
+        # better still but cannot be told apart from SSL; the dummy is not clearly beaten
+        row("energy", "dummy", "no clear difference", 0.9, probe="dummy"),
+        row("energy", "element_fractions", "worse", 0.30, probe="rf"),
+        row("energy", "lattice", "no clear difference", 0.25),
+        # system (accuracy): no clear difference with either; untrained scores best of them
+        row("system", "dummy", "better", 0.2, probe="dummy", metric="accuracy"),
+        row("system", "lattice", "no clear difference", 0.6, metric="accuracy"),
+        row("system", "untrained", "no clear difference", 0.7, metric="accuracy"),
+        # not flagged for the summary (SSL k-NN vs k-NN): does not count
+        row("gap", "lattice", "worse", 0.1, probe="knn", summary=False),
+        # with 10 % of the labels (flagged) SSL wins energy only; at 1 % nothing (not shown)
+        row("energy", "element_fractions", "better", 0.9, kind="label_fraction", fraction=0.1),
+        row("gap", "lattice", "worse", 0.1, kind="label_fraction", fraction=0.1),
+        row(
+            "energy",
+            "lattice",
+            "worse",
+            0.1,
+            kind="label_fraction",
+            fraction=0.01,
+            summary=False,  # the verdict flags the 10 % comparisons only
+        ),
+        # clustering: untrained cannot be told apart
+        row(
+            "system",
+            "untrained",
+            "no clear difference",
+            0.4,
+            probe="kmeans",
+            ssl_probe="kmeans",
+            kind="clustering",
+            metric="ari",
+        ),
+        # targets never count
+        {"kind": "target", "task": "gap", "outcome": "not met"},
+    )
+    assert headline(v) == (
+        "SSL (linear probe) beats every baseline on 1 of 3 tasks with all labels (gap); "
+        "with 10 % of the labels it beats every baseline on 1 of 2; "
+        "it does not clearly beat the dummy predictor on energy; "
+        "best alternative for energy: random forest on element fractions (better than SSL), "
+        "for system: linear probe on the untrained encoder (no clear difference); "
+        "best alternative for k-means clusters of system: untrained (no clear difference)."
+    )
+    # every task won, no label-efficiency rows: no alternatives to name
+    won = verdict_rows(row("gap", "dummy", "better", 0.9, probe="dummy"))
+    assert headline(won, ssl_probe="knn") == (
+        "SSL (k-NN) beats every baseline on 1 of 1 task with all labels."
+    )
+    assert headline(verdict_rows()) == (
+        "No comparison of SSL (linear probe) with a baseline was made."
+    )
+    ft = verdict_rows(
+        row("gap", "scratch", "better", 0.5, kind="finetune", fraction=0.1),
+        row("gap", "scratch", "no clear difference", 0.5, kind="finetune", fraction=1.0),
+        row("energy", "scratch", "worse", 0.5, kind="finetune", fraction=0.1),
+    )
+    assert headline(won, ft).endswith(
+        "; fine-tuned from the SSL weights it beats training from scratch in 1 of 3 "
+        "comparisons and is worse in 1."
+    )
+
+
+def test_the_report_opens_with_the_headline_of_each_data_set(toy_results):
+    html = (toy_results / "report.html").read_text()
+    top = html.index('id="at-a-glance"')
+    assert top < html.index('id="summary"')
+    # the planted toy: SSL separates everything; the label-efficiency rows at 10 % say so too
+    expected = (
+        "SSL (linear probe) beats every baseline on 4 of 4 tasks with all labels; with 10 % "
+        "of the labels it beats every baseline on 4 of 4; its k-means clusters match label "
+        "better than every baseline&#39;s."
+    )
+    assert f'<p class="headline" id="headline-toy"><strong>toy:</strong> {expected}</p>' in html
+    assert html.count(expected) == 2  # at the top and at the top of the data set's section
+
+
+def _unit_params() -> dict:
+    p = toy_params()
+    p["tasks"][1]["unit"] = "eV/atom"  # energy
+    return {"datasets": {"toy": p}}
+
+
+def test_units_label_the_metrics_in_the_labels_units(toy_results):
+    html = build_report({"toy": toy_inputs(toy_results)}, _unit_params())
+    energy = html[html.index("<h4>energy ") : html.index("<h4>gap ")]
+    assert "<th>MAE (eV/atom)\u00a0↓</th>" in energy and "<th>RMSE (eV/atom)\u00a0↓</th>" in energy
+    assert "<th>R²\u00a0↑</th>" in energy  # unitless metrics say nothing
+    summary = re.search(r'<table id="summary">(.*?)</table>', html, re.S).group(1)
+    assert '<td>energy</td><td class="nw">MAE (eV/atom)\u00a0↓</td>' in summary
+    assert '<td>gap</td><td class="nw">MAE\u00a0↓</td>' in summary  # no unit configured for gap
+    assert "energy knn MAE (eV/atom)" in html  # the sweep table's column
+    # the label-efficiency table of energy
+    assert '<h4>energy <span class="meta">(MAE (eV/atom)\u00a0↓)</span></h4>' in html
+    without = build_report({"toy": toy_inputs(toy_results)}, PARAMS)
+    assert "eV/atom" not in without
+
+
+def test_task_units_come_from_the_config_and_pass_to_derived_regressions():
+    from sciclr.analysis.report_data import metric_label, task_units
+    from sciclr.config import dataset_params
+
+    section = dataset_params(
+        {
+            "domain": "materials",
+            "tasks": [
+                {"column": "e_form", "type": "regression", "unit": "eV/atom", "name": "energy"},
+                {"column": "band_gap", "type": "regression", "binarize_above": 0.0},
+            ],
+            "analysis": {
+                "derived_tasks": [
+                    {"name": "e_metals", "column": "e_form", "type": "regression"},
+                    {"name": "e_sign", "column": "e_form", "type": "classification"},
+                    {"name": "g_ev", "column": "band_gap", "type": "regression", "unit": "eV"},
+                ]
+            },
+        },
+        required=(),
+    )
+    assert section["tasks"][1]["unit"] is None  # the schema's default
+    units = task_units(section["tasks"], section["analysis"]["derived_tasks"])
+    assert units == {"energy": "eV/atom", "e_metals": "eV/atom", "g_ev": "eV"}
+    assert metric_label("rmse", "eV") == "RMSE (eV)"
+    assert metric_label("spearman", "eV", arrow=True) == "Spearman ρ\u00a0↑"
+
+
+def test_a_unit_must_be_text():
+    from sciclr.config import dataset_params
+
+    with pytest.raises(SciclrError, match="unit"):
+        dataset_params(
+            {"domain": "dna", "tasks": [{"column": "a", "type": "regression", "unit": 3}]}
+        )
+
+
+def test_parity_and_colour_axes_carry_the_unit():
+    from sciclr.analysis.figures import label_efficiency_figure, parity_figure, umap_figure
+
+    t = np.array([0.0, 1.0, 2.0])
+    fig = parity_figure([("ssl/linear", t, t + 0.5)], "energy", "eV/atom")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "true energy (eV/atom)"
+    assert ax.get_ylabel() == "predicted energy (eV/atom)"
+    assert ax.get_title() == "ssl/linear\nMAE 0.500 eV/atom"
+    assert parity_figure([("x", t, t)], "gap").axes[0].get_xlabel() == "true gap"
+    E = np.random.default_rng(0).normal(size=(3, 2))
+    fig = umap_figure(E, [("energy", t, "regression")], "ssl", {"energy": "eV/atom"})
+    assert fig.axes[1].get_ylabel() == "energy (eV/atom)"  # the colour bar
+    curve = pd.DataFrame(
+        {
+            "task": "energy",
+            "feature_set": "ssl",
+            "probe": "linear",
+            "fraction": [0.1, 1.0],
+            "metric": "mae",
+            "value": [0.3, 0.2],
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+        }
+    )
+    fig = label_efficiency_figure(curve, "ssl", {"energy": "eV/atom"})
+    assert fig.axes[0].get_ylabel() == "MAE (eV/atom)"
+
+
+def test_class_names_are_never_cut():
+    from sciclr.analysis.figures import confusion_figure, umap_figure
+
+    long = "Akkermansia_muciniphila_ATCC_BAA-835"
+    y = np.array([long, "Bacillus_subtilis", long, "Bacillus_subtilis"])
+    fig = confusion_figure(y, y[::-1], "label")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "Akkermansia_muciniphila_ATCC_BAA-835",
+        "Bacillus_subtilis",
+    ]
+    assert ax.get_yticklabels()[0].get_text() == long
+    short = confusion_figure(np.array(["a", "b"]), np.array(["a", "b"]), "label")
+    assert fig.get_size_inches()[0] > short.get_size_inches()[0] + 2  # room for the names
+    E = np.zeros((4, 2))
+    fig = umap_figure(E, [("label", y, "classification")], "ssl")
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [long, "Bacillus_subtilis"]
+    # the saved figure holds the whole legend: nothing is clipped at the canvas edge
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    assert box.x1 <= fig.bbox.x1 + 1
+
+
+def test_colour_limits_ignore_outliers():
+    from sciclr.analysis.figures import robust_limits, umap_figure
+
+    v = np.r_[np.linspace(0.0, 1.0, 99), 1000.0, np.nan]  # one outlier, one missing label
+    lo, hi = robust_limits(v)
+    finite = v[np.isfinite(v)]
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(finite, [2, 98])))
+    assert hi < 1.5  # the outlier does not stretch the scale
+    E = np.random.default_rng(0).normal(size=(len(v), 2))
+    fig = umap_figure(E, [("energy", v, "regression")], "ssl")
+    norm = fig.axes[0].collections[0].norm
+    assert (norm.vmin, norm.vmax) == pytest.approx((lo, hi))
+    assert fig.axes[1].collections or fig.axes[1].get_ylabel() == "energy"
+    assert robust_limits(np.full(5, 2.0)) == (1.5, 2.5)  # constant: a unit-wide scale
+
+
+def test_training_curves_show_the_val_metric_per_epoch_beside_the_loss(toy_results):
+    from sciclr.analysis.figures import training_figure
+
+    df = read_training_metrics(toy_results / "toy/runs/ssl/metrics.csv")
+    evals = [
+        {"epoch": 1, "metric": "knn_accuracy", "value": 0.5},
+        {"epoch": 2, "metric": "knn_accuracy", "value": 0.7},
+    ]
+    fig = training_figure(df, evals, steps_per_epoch=20, chosen_epoch=2)
+    loss, val = fig.axes[0], fig.axes[1]
+    assert loss.get_title() == "InfoNCE loss L" and loss.get_xlabel() == "epoch"
+    x = loss.get_lines()[0].get_xdata()
+    np.testing.assert_allclose(x, df["step"] / 20)  # steps in epochs
+    assert val.get_title() == "val split: knn_accuracy per evaluation"
+    vx, vy = val.get_lines()[0].get_data()
+    assert list(vx) == [1.0, 2.0] and list(vy) == [0.5, 0.7]
+    assert [ln.get_xdata()[0] for ln in val.get_lines()[1:]] == [2.0]  # the chosen epoch
+    # without the train summary's steps per epoch: from the metrics' own epoch column
+    fig = training_figure(df, evals)
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_xdata(), df["step"] / 20)
+    # the engine's numbering: steps 1.., epochs 1..; the last epoch unfinished
+    engine = pd.DataFrame({"step": np.arange(1, 26), "epoch": (np.arange(25) // 10) + 1})
+    engine["loss"] = 1.0
+    x = training_figure(engine).axes[0].get_lines()[0].get_xdata()
+    np.testing.assert_allclose(x, engine["step"] / 10)
+    assert "val split" not in training_figure(df).axes[1].get_title()
+    # the engine's own names (val_knn_accuracy) are not prefixed twice
+    fig = training_figure(df, [{"epoch": 1, "metric": "val_knn_accuracy", "value": 0.5}])
+    assert fig.axes[1].get_title() == "val split: knn_accuracy per evaluation"
+    manifest = json.loads((toy_results / "toy/figures/figures.json").read_text())
+    caption = next(f["caption"] for f in manifest["figures"] if f["kind"] == "training")
+    assert "against the epoch" in caption and "Dashed: epoch 2, the one kept." in caption
+    assert "selection metric at each evaluation beside it" in caption
+
+
+def test_counts_are_integers(toy_results, tmp_path):
+    html = (toy_results / "report.html").read_text()
+    clustering = html[html.index("<h3>Clustering") : html.index("<h3>Figures")]
+    kmeans = re.search(r"<td>ssl</td><td>kmeans</td>(.*?)</tr>", clustering).group(1)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", kmeans)
+    assert cells[3] == "4"  # n_clusters, stored as 4.0
+    assert '>144</td><td class="num">56</td>' in html  # n train, n test
+    pre = tmp_path / "summary.json"
+    pre.write_text(
+        json.dumps({"in": 250.0, "rejected": 3.0, "splits": {"test": 14.0}, "share": 0.25})
+    )
+    html = build_report(
+        {"toy": {**toy_inputs(toy_results), "preprocess_summary": str(pre)}}, PARAMS
+    )
+    pre_html = html[html.index("<h3>Preprocessing") : html.index("<h3>Probes")]
+    assert '<td>in</td><td class="num">250</td>' in pre_html
+    assert '<td>rejected</td><td class="num">3</td>' in pre_html
+    assert '<td>splits.test</td><td class="num">14</td>' in pre_html
+    assert '<td>share</td><td class="num">0.2500</td>' in pre_html
+
+
+def test_met_targets_are_styled_as_success(toy_results):
+    html = (toy_results / "report.html").read_text()
+    assert '<div class="ok"><strong>toy</strong>: Target met: ssl/linear accuracy' in html
+    assert '<div class="fail"><strong>toy</strong>: Target NOT met: ssl/linear mae' in html
+    assert '<div class="note"><strong>toy</strong>: Target met' not in html
+    css = (Path(steps.__file__).parent / "templates/report.css").read_text()
+    assert ".ok{background:#dafbe1" in css
+
+
+def test_figures_of_one_kind_share_a_grid(toy_results):
+    from sciclr.analysis.html import png_size
+
+    html = (toy_results / "report.html").read_text()
+    manifest = json.loads((toy_results / "toy/figures/figures.json").read_text())
+    grids = re.findall(
+        r'<h4>([^<]*)</h4>\s*<div class="figure-grid" data-kind="([^"]*)" style="--col: (\d+)px">'
+        r"(.*?)</div>",
+        html,
+        re.S,
+    )
+    got = {(title, kind): (int(col), body.count("<figure>")) for title, kind, col, body in grids}
+    figs = manifest["figures"]
+    for group in ("label", "energy"):
+        members = [f for f in figs if f["kind"] == "embedding" and f["group"] == group]
+        widest = max(png_size(toy_results / "toy/figures" / f["png"])[0] for f in members)
+        assert got["2-D embeddings coloured by " + group, "embedding"] == (widest, 3)
+    assert got["Confusion matrices (test split)", "confusion"][1] == 2
+    assert got["Predicted vs true (test split)", "parity"][1] == 2
+    # the label-efficiency figure sits beside its table, not in a grid
+    assert all(kind != "label_efficiency" for _, kind in got)
+    side = html[html.index("<h3>Label efficiency") : html.index("<h3>What the embedding")]
+    assert side.count("<figure") == 1 and '<div class="side">' in side
+    width = png_size(toy_results / "toy/figures/label_efficiency.png")[0]
+    assert f'<figure style="max-width:min(100%, {width}px)">' in side  # caption wraps to it
+
+
+def test_the_label_efficiency_table_sits_beside_its_figure(toy_results):
+    html = (toy_results / "report.html").read_text()
+    curve = pd.read_csv(toy_results / "toy/metrics/label_efficiency.tsv", sep="\t")
+    side = html[html.index("<h3>Label efficiency") : html.index("<h3>What the embedding")]
+    label = side[side.index("<h4>label ") : side.index("<h4>energy ")]
+    assert "<th>features/probe</th><th>10 %</th><th>all</th>" in label
+    n = curve[(curve.task == "label") & (curve.feature_set == "ssl")].set_index("fraction")[
+        "n_labels"
+    ]
+    assert (
+        f'<tr class="count"><td>n labels</td><td class="num">{n[0.1]}</td><td class="num">{n[1.0]}</td>'
+        in label
+    )
+    assert (n[0.1], n[1.0]) == (16, 144)  # 10 % of 36 per class, rounded; all 144
+    r = curve[
+        (curve.task == "energy")
+        & (curve.feature_set == "kmer")
+        & (curve.probe == "rf")
+        & (curve.fraction == 0.1)
+    ].iloc[0]
+    energy = side[side.index("<h4>energy ") : side.index("<h4>gap ")]
+    tip = f"95 % interval {r.ci_low:.3f} to {r.ci_high:.3f}"
+    assert f'<td class="num" title="{tip}">{r.value:.3f}</td>' in energy
+    assert '<tr class="primary"><td>ssl/linear</td><td class="num best"' in energy
+
+
+def write_finetune(folder: Path) -> dict[str, str]:
+    """Hand-made fine-tuning tables as `snakemake finetune` writes them."""
+    rows = []
+    for fraction, ssl, scratch in ((0.1, 0.80, 0.55), (1.0, 0.93, 0.91)):
+        for init, value in (("ssl", ssl), ("scratch", scratch)):
+            rows.append(
+                {
+                    "dataset": "toy",
+                    "task": "label",
+                    "task_type": "classification",
+                    "init": init,
+                    "fraction": fraction,
+                    "metric": "accuracy",
+                    "value": value,
+                    "ci_low": value - 0.05,
+                    "ci_high": value + 0.04,
+                }
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(folder / "finetune.tsv", sep="\t", index=False)
+    comp = verdict_rows(
+        row(
+            "label",
+            "scratch",
+            "better",
+            0.55,
+            kind="finetune",
+            fraction=0.1,
+            metric="accuracy",
+            feature_set="ssl",
+            probe="finetune",
+            baseline_probe="finetune",
+            value=0.80,
+            delta=0.25,
+            delta_ci_low=0.1,
+            delta_ci_high=0.4,
+        ),
+        row(
+            "label",
+            "scratch",
+            "no clear difference",
+            0.91,
+            kind="finetune",
+            fraction=1.0,
+            metric="accuracy",
+            feature_set="ssl",
+            probe="finetune",
+            baseline_probe="finetune",
+            value=0.93,
+            delta=0.02,
+            delta_ci_low=-0.03,
+            delta_ci_high=0.06,
+        ),
+    )
+    comp.to_csv(folder / "finetune_comparisons.tsv", sep="\t", index=False)
+    return {
+        "finetune": str(folder / "finetune.tsv"),
+        "finetune_comparisons": str(folder / "finetune_comparisons.tsv"),
+    }
+
+
+def test_fine_tuning_results_are_shown_when_given(toy_results, tmp_path):
+    plain = build_report({"toy": toy_inputs(toy_results)}, PARAMS)
+    assert "Fine-tuning" not in plain and "fine-tuned from the SSL weights" not in plain
+    html = build_report({"toy": {**toy_inputs(toy_results), **write_finetune(tmp_path)}}, PARAMS)
+    section = html[html.index("<h3>Fine-tuning") : html.index("<h3>What the embedding")]
+    assert "<th>labels</th><th>initialised from</th><th>accuracy\u00a0↑</th>" in section
+    assert (
+        '<tr class="primary"><td>10 %</td><td>SSL weights</td>'
+        '<td class="num best">0.800 [0.750, 0.840]</td>' in section
+    )
+    assert (
+        '<td>10 %</td><td>scratch (random init)</td><td class="num">0.550 [0.500, 0.590]</td>'
+        in section
+    )
+    assert (
+        '<td>all</td><td>SSL weights</td><td class="num best">0.930 [0.880, 0.970]</td>' in section
+    )
+    assert '+0.250 [+0.100, +0.400]</td><td class="better">better</td>' in section
+    assert '+0.020 [-0.030, +0.060]</td><td class="unclear">no clear difference</td>' in section
+    assert (
+        "fine-tuned from the SSL weights it beats training from scratch in 1 of 2 comparisons."
+        in html
+    )
+    # only the comparisons: the section with their table
+    only = {"finetune_comparisons": write_finetune(tmp_path / "b")["finetune_comparisons"]}
+    html = build_report({"toy": {**toy_inputs(toy_results), **only}}, PARAMS)
+    assert "<h3>Fine-tuning" in html and "initialised from" not in html
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("task\tinit\nlabel\tssl\n")
+    with pytest.raises(
+        SciclrError, match=r"fine-tuning metrics TSV lacks column\(s\) \['fraction'"
+    ):
+        build_report({"toy": {**toy_inputs(toy_results), "finetune": str(bad)}}, PARAMS)

@@ -187,10 +187,17 @@ datasets:
 
 @pytest.mark.browser
 def test_tiny_report_renders_in_chromium(tiny_run, tmp_path):
-    """The report of the end-to-end run, opened offline in headless Chromium."""
+    """The report of the end-to-end run, opened offline in headless Chromium: every image
+    loads, each data set has its one-sentence answer, and no figure is wider than the page,
+    on a desktop and on a narrow window."""
     from tests.analysis.test_browser import check_report_html
 
-    check_report_html(tiny_run / "results" / "report.html", tmp_path / "report.png")
+    report = tiny_run / "results" / "report.html"
+    check_report_html(report, tmp_path / "report.png")
+    check_report_html(report, tmp_path / "narrow.png", window=(700, 1200))
+    html = report.read_text()
+    assert html.count('<p class="headline" id="headline-') == 2  # genomics, materials
+    assert "MAE (eV/atom)" in html and "MAE (eV)" in html  # config/test.yaml's units
 
 
 @pytest.mark.parametrize("ds", sorted(TASKS))

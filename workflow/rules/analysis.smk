@@ -140,6 +140,7 @@ rule figures:
             f"--{flag} {shlex.quote(input[key])}"
             for key, flag in (
                 ("train_metrics", "training-metrics"),
+                ("train_summary", "train-summary"),
                 ("similarities", "similarities"),
             )
             if key in input.keys()

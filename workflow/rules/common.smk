@@ -173,8 +173,9 @@ def embed_inputs(wc):
 
 
 def figures_inputs(wc):
-    """Records, features, predictions, and what the SSL training left (nothing when the data
-    set uses a pretrained encoder as it is)."""
+    """Records, features, predictions, label-efficiency curves, and what the SSL training left
+    (metrics, val evaluations, similarities; nothing when the data set uses a pretrained
+    encoder as it is)."""
     inputs = {
         "records": processed(wc.ds, "records.tsv"),
         "features": list(feature_sets(wc.ds, "metrics").values()),
@@ -184,6 +185,8 @@ def figures_inputs(wc):
     if trains(wc.ds):
         run = f"{R}/{wc.ds}/runs/ssl"
         inputs["train_metrics"] = f"{run}/metrics.csv"
+        # the val evaluations per epoch, drawn beside the loss
+        inputs["train_summary"] = f"{run}/train_summary.json"
         inputs["similarities"] = f"{run}/similarities.npz"
     return inputs
 
@@ -218,8 +221,9 @@ def run_file(wc, name):
 def report_inputs(wc=None):
     """Every file the report reads, named `{ds}__{kind}` (the rule passes exactly these).
 
-    The sweep's summary is shown once `snakemake sweep` has made it: declared only when it
-    exists at DAG-building time: a newer sweep reruns the report, a missing one is not built.
+    The sweep's summary and the fine-tuning tables are shown once `snakemake sweep` /
+    `snakemake finetune` has made them: declared only when they exist at DAG-building time: a
+    newer one reruns the report, a missing one is not built.
     """
     files = {}
     for ds in DATASETS:
@@ -228,6 +232,7 @@ def report_inputs(wc=None):
             "recovery": f"{R}/{ds}/metrics/recovery.tsv",
             "cluster_metrics": f"{R}/{ds}/metrics/cluster.tsv",
             "verdict": f"{R}/{ds}/metrics/verdict.tsv",
+            "label_efficiency": f"{R}/{ds}/metrics/label_efficiency.tsv",
             "figures": f"{R}/{ds}/figures",
             "preprocess_summary": processed(ds, "summary.json"),
         }
@@ -239,6 +244,8 @@ def report_inputs(wc=None):
         for kind, path in (
             ("sweep_table", f"{R}/{ds}/sweep/summary.tsv"),
             ("sweep_figure", f"{R}/{ds}/sweep/summary.png"),
+            ("finetune", f"{R}/{ds}/metrics/finetune.tsv"),
+            ("finetune_comparisons", f"{R}/{ds}/metrics/finetune_comparisons.tsv"),
         ):
             if os.path.exists(path):
                 kinds[kind] = path

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sciclr.analysis.diagnostics import LABELS, read_training_metrics, summarize
-from sciclr.analysis.html import data_uri
+from sciclr.analysis.html import data_uri, png_size
 from sciclr.analysis.spec import HIGHER_IS_BETTER
 from sciclr.config import dataset_params
 from sciclr.errors import SciclrError
@@ -28,17 +28,24 @@ __all__ = [
     "KINDS",
     "OPTIONAL",
     "REQUIRED",
+    "UNIT_METRICS",
     "Cell",
     "ClusterTable",
     "DatasetReport",
     "Figure",
+    "FigureGroup",
+    "Finetune",
+    "LabelEfficiency",
     "ProbeTable",
     "ReportData",
     "Row",
     "Statement",
     "Sweep",
     "Table",
+    "headline",
     "load_report",
+    "metric_label",
+    "task_units",
 ]
 
 #: Input kinds of one data set and what each is (used in messages).
@@ -53,10 +60,22 @@ KINDS = {
     "training_metrics": "training metrics.csv",
     "sweep_table": "temperature sweep summary.tsv",
     "sweep_figure": "temperature sweep summary.png",
+    "label_efficiency": "label-efficiency TSV",
+    "finetune": "fine-tuning metrics TSV",
+    "finetune_comparisons": "fine-tuning comparisons TSV",
 }
-#: optional: the sweep when it was run; training files when the data set trained its encoder
-#: (a pretrained encoder used as it is has none)
-OPTIONAL = ("sweep_table", "sweep_figure", "train_summary", "training_metrics")
+#: optional: the sweep and the fine-tuning when they were run; training files when the data set
+#: trained its encoder (a pretrained encoder used as it is has none); the label-efficiency curve
+#: (the workflow always declares it; a report built by hand may go without)
+OPTIONAL = (
+    "sweep_table",
+    "sweep_figure",
+    "train_summary",
+    "training_metrics",
+    "label_efficiency",
+    "finetune",
+    "finetune_comparisons",
+)
 REQUIRED = tuple(k for k in KINDS if k not in OPTIONAL)
 
 # the columns each table must have: the ones read below
@@ -106,7 +125,20 @@ _COLUMNS = {
         "statement",
     ),
     "sweep_table": ("tau", "task", "probe", "metric", "value"),
+    "label_efficiency": (
+        "task",
+        "feature_set",
+        "probe",
+        "fraction",
+        "n_labels",
+        "metric",
+        "value",
+        "ci_low",
+        "ci_high",
+    ),
+    "finetune": ("task", "init", "fraction", "metric", "value", "ci_low", "ci_high"),
 }
+_COLUMNS["finetune_comparisons"] = _COLUMNS["verdict"]
 METRIC_NAMES = {
     "accuracy": "accuracy",
     "balanced_accuracy": "balanced acc.",
@@ -122,7 +154,11 @@ METRIC_NAMES = {
     "n_clusters": "clusters",
     "noise_fraction": "noise fraction",
 }
+#: metrics in the label's own units (the task's ``unit``); every other metric has none
+UNIT_METRICS = ("mae", "rmse")
 _CLUSTER_METRICS = ("ari", "nmi", "silhouette", "n_clusters", "noise_fraction")
+#: metrics and columns that are counts: printed as integers
+_COUNT_METRICS = ("n_clusters",)
 _OUTCOME_CLASS = {
     "better": "better",
     "worse": "worse",
@@ -131,6 +167,56 @@ _OUTCOME_CLASS = {
     "not met": "notmet",
     "missing": "notmet",
 }
+#: how the headline names probes and feature sets
+_PROBE_WORDS = {
+    "linear": "linear probe",
+    "knn": "k-NN",
+    "rf": "random forest",
+    "dummy": "dummy predictor",
+    "kmeans": "k-means",
+    "hdbscan": "HDBSCAN",
+    "leiden": "Leiden",
+}
+#: section titles of the figure kinds of ``figures.json`` (others: the kind itself)
+_KIND_TITLES = {
+    "embedding": "2-D embeddings",
+    "confusion": "Confusion matrices (test split)",
+    "parity": "Predicted vs true (test split)",
+    "training": "Training curves",
+    "similarity": "Pair similarities",
+    "label_efficiency": "Label efficiency",
+}
+_INIT_WORDS = {"ssl": "SSL weights", "scratch": "scratch (random init)"}
+
+
+def task_units(
+    tasks: Sequence[Mapping[str, Any]], derived: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, str]:
+    """Task name -> unit of its label (the task's ``unit`` in the config), for the tasks that
+    have one. A derived regression task without a unit of its own takes the unit of the
+    configured task on the same column; a derived classification task has none."""
+    units: dict[str, str] = {}
+    by_column: dict[str, str] = {}
+    for t in tasks:
+        if t.get("unit"):
+            units[str(t.get("name", t["column"]))] = str(t["unit"])
+            by_column.setdefault(str(t["column"]), str(t["unit"]))
+    for t in derived:
+        if t.get("type") != "regression" or "name" not in t:
+            continue
+        unit = t.get("unit") or by_column.get(str(t.get("column")))
+        if unit:
+            units[str(t["name"])] = str(unit)
+    return units
+
+
+def metric_label(metric: str, unit: str | None = None, arrow: bool = False) -> str:
+    """A metric's display name, with the label's unit for MAE/RMSE (``MAE (eV/atom)``) and,
+    if asked, its direction (↑ higher is better, ↓ lower)."""
+    text = METRIC_NAMES.get(metric, metric)
+    if unit and metric in UNIT_METRICS:
+        text = f"{text} ({unit})"
+    return f"{text}\u00a0{_arrow(metric)}" if arrow else text
 
 
 # ---------------------------------------------------------------- what the template shows
@@ -143,6 +229,7 @@ class Cell:
     text: str
     numeric: bool = False
     style: str = ""
+    title: str = ""  # shown on hover (e.g. the 95 % interval of a compact cell)
 
     @property
     def classes(self) -> str:
@@ -166,6 +253,23 @@ class Figure:
     uri: str  # data: URI of the PNG
     caption: str
     alt: str
+    kind: str = ""  # figures.json's kind: embedding, confusion, parity, training, ...
+    group: str = ""  # figures of one kind shown together (embeddings: the colouring task)
+    width: int = 0  # natural width of the PNG in pixels (0: unknown)
+
+
+@dataclass(frozen=True)
+class FigureGroup:
+    """Figures of one kind (and group), laid out in a grid of columns at least as wide as
+    the widest of them (``column_px``), as many side by side as the page holds."""
+
+    kind: str
+    title: str
+    figures: tuple[Figure, ...]
+
+    @property
+    def column_px(self) -> int:
+        return max((f.width for f in self.figures), default=0) or 480
 
 
 @dataclass(frozen=True)
@@ -198,11 +302,35 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class LabelTable:
+    """One task's label-efficiency numbers: rows feature set/probe, columns labels share."""
+
+    task: str
+    metric: str  # display name with unit and direction
+    table: Table
+
+
+@dataclass(frozen=True)
+class LabelEfficiency:
+    figure: Figure | None
+    tables: tuple[LabelTable, ...]
+
+
+@dataclass(frozen=True)
+class Finetune:
+    """Fine-tuning end to end: per task SSL-initialised vs from scratch, and the comparisons."""
+
+    tables: tuple[ProbeTable, ...]
+    comparison: Table | None
+
+
+@dataclass(frozen=True)
 class DatasetReport:
     """One data set's section, in page order."""
 
     name: str
     domain: str
+    headline: str  # the one-sentence answer, from the verdict
     targets: tuple[Statement, ...]
     preprocessing: Table | None
     probes: tuple[ProbeTable, ...]
@@ -215,6 +343,27 @@ class DatasetReport:
     sweep: Sweep | None
     notes: tuple[str, ...] = ()
     encoder: str = "trained on this data set"  # where the SSL encoder comes from
+    label_efficiency: LabelEfficiency | None = None
+    finetune: Finetune | None = None
+
+    @property
+    def figure_groups(self) -> tuple[FigureGroup, ...]:
+        """The figures by kind (and group), in manifest order; the label-efficiency figure is
+        shown in its own section, beside its table."""
+        groups: dict[tuple[str, str], list[Figure]] = {}
+        for f in self.figures:
+            if f.kind == "label_efficiency" and self.label_efficiency is not None:
+                continue
+            groups.setdefault((f.kind, f.group), []).append(f)
+        out = []
+        for (kind, group), figs in groups.items():
+            title = _KIND_TITLES.get(kind, kind.replace("_", " ") or "Figures")
+            if group:
+                title = (
+                    f"{title} coloured by {group}" if kind == "embedding" else f"{title}: {group}"
+                )
+            out.append(FigureGroup(kind, title, tuple(figs)))
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -256,9 +405,20 @@ def _num(x: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
-def _with_ci(v: Any, lo: Any, hi: Any, signed: bool = False) -> str:
+def _count(x: Any) -> str:
+    """A count: an integer however it was stored (``3.0`` read back from a table is ``3``)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if np.isfinite(v) and v == int(v):
+        return f"{int(v):,}"
+    return _num(x)
+
+
+def _with_ci(v: Any, lo: Any, hi: Any, signed: bool = False, count: bool = False) -> str:
     def f(x: Any) -> str:
-        s = _num(x)
+        s = _count(x) if count else _num(x)
         return f"+{s}" if signed and s != "–" and float(x) > 0 else s
 
     if pd.isna(lo) or pd.isna(hi):
@@ -267,8 +427,11 @@ def _with_ci(v: Any, lo: Any, hi: Any, signed: bool = False) -> str:
 
 
 def _value(v: Any) -> str:
-    """A key-value table's value: numbers formatted, anything else as text."""
-    return _num(v, 4) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+    """A key-value table's value: whole numbers as integers (counts), other numbers to four
+    digits, anything else as text."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return _count(v) if np.isfinite(v) and v == int(v) else _num(v, 4)
+    return str(v)
 
 
 def _arrow(metric: str) -> str:
@@ -281,6 +444,7 @@ def _table(
     numeric: Sequence[bool] | None = None,
     row_styles: Sequence[str] | None = None,
     cell_styles: Sequence[Sequence[str]] | None = None,
+    titles: Sequence[Sequence[str]] | None = None,
 ) -> Table:
     numeric = numeric or [False] * len(header)
     return Table(
@@ -288,7 +452,12 @@ def _table(
         rows=tuple(
             Row(
                 cells=tuple(
-                    Cell(text, bool(numeric[j]), cell_styles[i][j] if cell_styles else "")
+                    Cell(
+                        text,
+                        bool(numeric[j]),
+                        cell_styles[i][j] if cell_styles else "",
+                        titles[i][j] if titles else "",
+                    )
                     for j, text in enumerate(cells)
                 ),
                 style=row_styles[i] if row_styles else "",
@@ -383,23 +552,34 @@ def _section(params: Mapping[str, Any], ds: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- tables
 
 
+def _pct(fraction: Any) -> str:
+    """A share of the train labels: ``all`` for 1 (or missing), else ``10 %``."""
+    if pd.isna(fraction) or float(fraction) >= 1.0:
+        return "all"
+    return f"{100 * float(fraction):g} %"
+
+
 def _labels(r: pd.Series) -> str:
     """The share of train labels a comparison's probes were fitted on."""
-    f = r.get("fraction", np.nan)
-    return "all" if pd.isna(f) or float(f) >= 1.0 else f"{100 * float(f):g} %"
+    return _pct(r.get("fraction", np.nan))
 
 
-def _summary_rows(ds: str, v: pd.DataFrame) -> tuple[list[list[str]], list[list[str]]]:
+def _units_of(section: Mapping[str, Any]) -> dict[str, str]:
+    return task_units(section.get("tasks") or [], section["analysis"]["derived_tasks"])
+
+
+def _summary_rows(
+    ds: str, v: pd.DataFrame, units: Mapping[str, str]
+) -> tuple[list[list[str]], list[list[str]]]:
     """One row per (task, baseline) flagged for the summary: verdict first, then the numbers."""
-    sel = v[(v["kind"] != "target") & v["summary"].astype(str).str.lower().eq("true")]
+    sel = v[(v["kind"] != "target") & _flagged(v)]
     rows, styles = [], []
     for _, r in sel.iterrows():
-        metric = METRIC_NAMES.get(r["metric"], r["metric"])
         rows.append(
             [
                 ds,
                 str(r["task"]),
-                f"{metric}\u00a0{_arrow(r['metric'])}",
+                metric_label(str(r["metric"]), units.get(str(r["task"])), arrow=True),
                 _labels(r),
                 _pair(r["feature_set"], r["probe"]),
                 _pair(r["baseline_feature_set"], r["baseline_probe"]),
@@ -409,14 +589,16 @@ def _summary_rows(ds: str, v: pd.DataFrame) -> tuple[list[list[str]], list[list[
                 _with_ci(r["baseline_value"], r["baseline_ci_low"], r["baseline_ci_high"]),
             ]
         )
-        styles.append([""] * 6 + [_OUTCOME_CLASS.get(r["outcome"], "")] + [""] * 3)
+        styles.append(["", "", "nw", "", "", "", _OUTCOME_CLASS.get(r["outcome"], ""), "", "", ""])
     return rows, styles
 
 
-def _summary_table(verdicts: Mapping[str, pd.DataFrame]) -> Table | None:
+def _summary_table(
+    verdicts: Mapping[str, pd.DataFrame], units: Mapping[str, Mapping[str, str]]
+) -> Table | None:
     rows, styles = [], []
     for ds, v in verdicts.items():
-        r, s = _summary_rows(ds, v)
+        r, s = _summary_rows(ds, v, units.get(ds, {}))
         rows += r
         styles += s
     if not rows:
@@ -436,6 +618,10 @@ def _summary_table(verdicts: Mapping[str, pd.DataFrame]) -> Table | None:
     return _table(header, rows, [0, 0, 0, 0, 0, 0, 0, 1, 1, 1], cell_styles=styles)
 
 
+def _flagged(v: pd.DataFrame) -> pd.Series:
+    return v["summary"].astype(str).str.lower().eq("true")
+
+
 def _targets(ds: str, v: pd.DataFrame) -> tuple[Statement, ...]:
     tg = v[v["kind"] == "target"]
     return tuple(
@@ -443,7 +629,133 @@ def _targets(ds: str, v: pd.DataFrame) -> tuple[Statement, ...]:
     )
 
 
-def _probe_tables(df: pd.DataFrame, primary: str) -> tuple[ProbeTable, ...]:
+# ---------------------------------------------------------------- the headline
+
+
+def _who(fs: Any, probe: Any) -> str:
+    """A feature set and probe in words: ``random forest on element fractions``."""
+    fs, probe = str(fs), str(probe)
+    if fs == "dummy" or probe == "dummy":
+        return "the dummy predictor"
+    what = "the untrained encoder" if fs == "untrained" else fs.replace("_", " ")
+    return f"{_PROBE_WORDS.get(probe, probe)} on {what}"
+
+
+def _best_baseline(rows: pd.DataFrame) -> pd.Series:
+    """The comparison whose baseline scored best (in the metric's direction)."""
+    vals = pd.to_numeric(rows["baseline_value"], errors="coerce")
+    if not vals.notna().any():
+        return rows.iloc[0]
+    higher = HIGHER_IS_BETTER.get(str(rows["metric"].iloc[0]), True)
+    return rows.loc[vals.idxmax() if higher else vals.idxmin()]
+
+
+def _alternative(rows: pd.DataFrame) -> tuple[pd.Series, str]:
+    """For a task SSL does not win outright: the baseline to name and how it compares. A
+    baseline clearly better than SSL if there is one (the best-scoring of those), else the
+    best-scoring one SSL cannot be told apart from."""
+    worse = rows[rows["outcome"] == "worse"]
+    if not worse.empty:
+        return _best_baseline(worse), "better than SSL"
+    return _best_baseline(rows[rows["outcome"] != "better"]), "no clear difference"
+
+
+def _wins(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Tasks (in order) where SSL beats every baseline of ``rows``, and the others."""
+    tasks = list(dict.fromkeys(rows["task"].astype(str)))
+    won = [
+        t for t in tasks if (rows.loc[rows["task"].astype(str) == t, "outcome"] == "better").all()
+    ]
+    return won, [t for t in tasks if t not in won]
+
+
+def _n_tasks(k: int, n: int) -> str:
+    return f"{k} of {n} task{'s' if n != 1 else ''}"
+
+
+def headline(
+    verdict: pd.DataFrame,
+    finetune_comparisons: pd.DataFrame | None = None,
+    ssl_probe: str = "linear",
+) -> str:
+    """The data set's answer in one sentence, from its verdict (no new numbers): on how many
+    tasks the SSL embedding beats every baseline with all labels and with the share of labels
+    the summary shows (10 %), the tasks where it does not clearly beat the dummy predictor,
+    for each task it does not win the best alternative and whether that is clearly better or
+    cannot be told apart, the clustering, and fine-tuning from the SSL weights vs from scratch.
+
+    Only the comparisons flagged for the summary count (SSL's ``verdict_probe`` against each
+    baseline's same probe, the random forest and the dummy); a difference counts when its
+    paired 95 % CI excludes 0, as in the verdict."""
+    flagged = verdict[_flagged(verdict)] if not verdict.empty else verdict
+    base = flagged[flagged["kind"] == "baseline"]
+    ssl = f"SSL ({_PROBE_WORDS.get(ssl_probe, ssl_probe)})"
+    clauses = []
+    if base.empty:
+        clauses.append(f"no comparison of {ssl} with a baseline was made")
+    else:
+        won, lost = _wins(base)
+        n = len(won) + len(lost)
+        c = f"{ssl} beats every baseline on {_n_tasks(len(won), n)} with all labels"
+        if won and lost:
+            c += f" ({', '.join(won)})"
+        clauses.append(c)
+    frac = verdict[verdict["kind"] == "label_fraction"] if not verdict.empty else verdict
+    if "fraction" not in frac.columns:
+        frac = frac.iloc[0:0]
+    frac = frac[pd.to_numeric(frac.get("fraction", pd.Series(dtype=float)), errors="coerce") < 1.0]
+    if not frac.empty:
+        fr = pd.to_numeric(frac["fraction"], errors="coerce")
+        shown = fr[_flagged(frac)]
+        f = float(shown.min() if shown.notna().any() else fr.min())
+        won_f, lost_f = _wins(frac[fr == f])
+        clauses.append(
+            f"with {_pct(f)} of the labels it beats every baseline on "
+            f"{len(won_f)} of {len(won_f) + len(lost_f)}"
+        )
+    if not base.empty:
+        dummy = base[base["baseline_feature_set"].astype(str) == "dummy"]
+        weak = [
+            str(t) for t, g in dummy.groupby("task", sort=False) if (g["outcome"] != "better").any()
+        ]
+        if weak:
+            clauses.append(f"it does not clearly beat the dummy predictor on {', '.join(weak)}")
+        alts = []
+        for task in lost:
+            row, how = _alternative(base[base["task"].astype(str) == task])
+            who = _who(row["baseline_feature_set"], row["baseline_probe"])
+            alts.append(f"{task}: {who} ({how})")
+        if alts:
+            clauses.append("best alternative for " + ", for ".join(alts))
+    clus = flagged[flagged["kind"] == "clustering"]
+    for task, g in clus.groupby("task", sort=False):
+        method = _PROBE_WORDS.get(str(g["probe"].iloc[0]), str(g["probe"].iloc[0]))
+        if (g["outcome"] == "better").all():
+            clauses.append(f"its {method} clusters match {task} better than every baseline's")
+        else:
+            row, how = _alternative(g)
+            what = str(row["baseline_feature_set"]).replace("_", " ")
+            clauses.append(f"best alternative for {method} clusters of {task}: {what} ({how})")
+    if finetune_comparisons is not None and not finetune_comparisons.empty:
+        out = finetune_comparisons["outcome"]
+        n, k, w = len(out), int((out == "better").sum()), int((out == "worse").sum())
+        c = (
+            f"fine-tuned from the SSL weights it beats training from scratch in {k} of {n} "
+            f"comparison{'s' if n != 1 else ''}"
+        )
+        if w:
+            c += f" and is worse in {w}"
+        clauses.append(c)
+    text = "; ".join(clauses)
+    return text[0].upper() + text[1:] + "."
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _probe_tables(
+    df: pd.DataFrame, primary: str, units: Mapping[str, str]
+) -> tuple[ProbeTable, ...]:
     """Per task: every feature set × probe, value [CI] per metric, the best of each in bold."""
     out = []
     for task, g in df.groupby("task", sort=False):
@@ -470,7 +782,7 @@ def _probe_tables(df: pd.DataFrame, primary: str) -> tuple[ProbeTable, ...]:
                 else:
                     cells.append("–")
                 styles.append("best" if best.get(m) == (fs, probe) else "")
-            cells += [_num(first["n_train"], 0), _num(first["n_test"], 0)]
+            cells += [_count(first["n_train"]), _count(first["n_test"])]
             styles += ["", ""]
             rows.append(cells)
             cell_styles.append(styles)
@@ -479,7 +791,7 @@ def _probe_tables(df: pd.DataFrame, primary: str) -> tuple[ProbeTable, ...]:
             "features",
             "probe",
             "selected",
-            *[f"{METRIC_NAMES.get(m, m)} {_arrow(m)}" for m in metrics],
+            *[metric_label(m, units.get(str(task)), arrow=True) for m in metrics],
             "n train",
             "n test",
         ]
@@ -498,7 +810,12 @@ def _cluster_tables(df: pd.DataFrame, primary: str) -> tuple[ClusterTable, ...]:
             cells = [str(fs), "true labels" if probe == "labels" else str(probe)]
             for m in metrics:
                 cells.append(
-                    _with_ci(sub.loc[m, "value"], sub.loc[m, "ci_low"], sub.loc[m, "ci_high"])
+                    _with_ci(
+                        sub.loc[m, "value"],
+                        sub.loc[m, "ci_low"],
+                        sub.loc[m, "ci_high"],
+                        count=m in _COUNT_METRICS,
+                    )
                     if m in sub.index
                     else "–"
                 )
@@ -524,11 +841,11 @@ def _recovery_table(df: pd.DataFrame) -> Table | None:
         values = g.set_index("target")["value"]
         rows.append([str(emb), *[_num(values.get(t, np.nan)) for t in targets]])
     dims = df.drop_duplicates("target").set_index("target")["target_dim"]
-    header = ["embedding", *[f"{t} ({int(dims[t])} dims)" for t in targets]]
+    header = ["embedding", *[f"{t} ({_count(dims[t])} dims)" for t in targets]]
     return _table(header, rows, [0, *[1] * len(targets)])
 
 
-def _comparison_table(v: pd.DataFrame) -> Table | None:
+def _comparison_table(v: pd.DataFrame, units: Mapping[str, str]) -> Table | None:
     """Every SSL-vs-baseline comparison of the data set (the summary shows the main ones)."""
     sel = v[v["kind"] != "target"]
     if sel.empty:
@@ -538,7 +855,7 @@ def _comparison_table(v: pd.DataFrame) -> Table | None:
         rows.append(
             [
                 str(r["task"]),
-                str(METRIC_NAMES.get(r["metric"], r["metric"])),
+                metric_label(str(r["metric"]), units.get(str(r["task"]))),
                 _labels(r),
                 _pair(r["feature_set"], r["probe"]),
                 _with_ci(r["value"], r["ci_low"], r["ci_high"]),
@@ -548,13 +865,129 @@ def _comparison_table(v: pd.DataFrame) -> Table | None:
                 str(r["outcome"]),
             ]
         )
-        styles.append([""] * 8 + [_OUTCOME_CLASS.get(r["outcome"], "")])
+        styles.append(["", "nw", *[""] * 6, _OUTCOME_CLASS.get(r["outcome"], "")])
     return _table(
         ["task", "metric", "labels", "SSL", "value", "baseline", "value", "improvement", "verdict"],
         rows,
         [0, 0, 0, 0, 1, 0, 1, 1, 0],
         cell_styles=styles,
     )
+
+
+def _label_tables(
+    df: pd.DataFrame, primary: str, units: Mapping[str, str]
+) -> tuple[LabelTable, ...]:
+    """Per task, compact: one row per feature set/probe, one column per share of the train
+    labels (the mean over repeats; the 95 % interval on hover), the best of each column in
+    bold, and a first row with the number of labels each share is."""
+    out = []
+    for task, g in df.groupby("task", sort=False):
+        metric = str(g["metric"].iloc[0])
+        fr = pd.to_numeric(g["fraction"], errors="coerce")
+        fracs = sorted(fr.dropna().unique())
+        keys = list(dict.fromkeys(zip(g["feature_set"], g["probe"], strict=True)))
+        higher = HIGHER_IS_BETTER.get(metric, True)
+        best = {}
+        for f in fracs:
+            gf = g[fr == f]
+            vals = pd.to_numeric(gf["value"], errors="coerce")
+            if vals.notna().any():
+                i = vals.idxmax() if higher else vals.idxmin()
+                best[f] = (gf.loc[i, "feature_set"], gf.loc[i, "probe"])
+        counts = ["n labels"]
+        for f in fracs:
+            n = pd.to_numeric(g.loc[fr == f, "n_labels"], errors="coerce").dropna()
+            counts.append(_count(n.iloc[0]) if len(n) else "–")
+        rows, row_styles, cell_styles = [counts], ["count"], [[""] * len(counts)]
+        titles = [[""] * len(counts)]
+        for fs, probe in keys:
+            line = g[(g["feature_set"] == fs) & (g["probe"] == probe)]
+            lf = pd.to_numeric(line["fraction"], errors="coerce")
+            cells, styles, tips = [_pair(fs, probe)], [""], [""]
+            for f in fracs:
+                hit = line[lf == f]
+                if hit.empty:
+                    cells.append("–")
+                    tips.append("")
+                else:
+                    r = hit.iloc[0]
+                    cells.append(_num(r["value"]))
+                    ok = pd.notna(r["ci_low"]) and pd.notna(r["ci_high"])
+                    tips.append(
+                        f"95 % interval {_num(r['ci_low'])} to {_num(r['ci_high'])}" if ok else ""
+                    )
+                styles.append("best" if best.get(f) == (fs, probe) else "")
+            rows.append(cells)
+            cell_styles.append(styles)
+            titles.append(tips)
+            row_styles.append("primary" if fs == primary else "")
+        header = ["features/probe", *[_pct(f) for f in fracs]]
+        table = _table(header, rows, [0, *[1] * len(fracs)], row_styles, cell_styles, titles)
+        out.append(
+            LabelTable(str(task), metric_label(metric, units.get(str(task)), arrow=True), table)
+        )
+    return tuple(out)
+
+
+def _finetune_tables(df: pd.DataFrame, units: Mapping[str, str]) -> tuple[ProbeTable, ...]:
+    """Per task: one row per labels share and initialisation, value [CI] per metric, the
+    better initialisation at each share in bold."""
+    out = []
+    for task, g in df.groupby("task", sort=False):
+        metrics = list(dict.fromkeys(g["metric"].astype(str)))
+        fr = pd.to_numeric(g["fraction"], errors="coerce").fillna(1.0)
+        g = g.assign(_f=fr)
+        inits = list(dict.fromkeys(g["init"].astype(str)))
+        inits = sorted(inits, key=lambda i: (i != "ssl", i != "scratch", i))
+        rows, row_styles, cell_styles = [], [], []
+        for f in sorted(g["_f"].unique()):
+            gf = g[g["_f"] == f]
+            best = {}
+            for m in metrics:
+                gm = gf[gf["metric"].astype(str) == m]
+                vals = pd.to_numeric(gm["value"], errors="coerce")
+                if vals.notna().sum() > 1:
+                    i = vals.idxmax() if HIGHER_IS_BETTER.get(m, True) else vals.idxmin()
+                    best[m] = str(gm.loc[i, "init"])
+            for init in inits:
+                sub = gf[gf["init"].astype(str) == init]
+                if sub.empty:
+                    continue
+                sub = sub.set_index(sub["metric"].astype(str))
+                cells = [_pct(f), _INIT_WORDS.get(init, init)]
+                styles = ["", ""]
+                for m in metrics:
+                    if m in sub.index:
+                        r = sub.loc[m]
+                        r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
+                        cells.append(_with_ci(r["value"], r["ci_low"], r["ci_high"]))
+                    else:
+                        cells.append("–")
+                    styles.append("best" if best.get(m) == init else "")
+                rows.append(cells)
+                cell_styles.append(styles)
+                row_styles.append("primary" if init == "ssl" else "")
+        header = [
+            "labels",
+            "initialised from",
+            *[metric_label(m, units.get(str(task)), arrow=True) for m in metrics],
+        ]
+        table = _table(header, rows, [0, 0, *[1] * len(metrics)], row_styles, cell_styles)
+        task_type = str(g["task_type"].iloc[0]) if "task_type" in g.columns else ""
+        out.append(ProbeTable(str(task), task_type, table))
+    return tuple(out)
+
+
+def _finetune(inp: _Inputs, units: Mapping[str, str]) -> Finetune | None:
+    if not (inp.given("finetune") or inp.given("finetune_comparisons")):
+        return None
+    tables = _finetune_tables(inp.table("finetune"), units) if inp.given("finetune") else ()
+    comparison = None
+    if inp.given("finetune_comparisons"):
+        comparison = _comparison_table(inp.table("finetune_comparisons"), units)
+    if not tables and comparison is None:
+        return None
+    return Finetune(tables, comparison)
 
 
 def _figures(inp: _Inputs) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
@@ -575,8 +1008,30 @@ def _figures(inp: _Inputs) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
         if not png.is_file():
             raise SciclrError(f"{manifest}: figure file {png} is listed but missing")
         caption = str(f.get("caption", ""))
-        out.append(Figure(data_uri(png), caption, caption))
+        width = png_size(png)[0]
+        out.append(
+            Figure(
+                data_uri(png),
+                caption,
+                caption,
+                str(f.get("kind", "")),
+                str(f.get("group", "") or ""),
+                width,
+            )
+        )
     return tuple(out), tuple(str(n) for n in obj.get("notes", []))
+
+
+def _label_efficiency(
+    inp: _Inputs, figures: Sequence[Figure], primary: str, units: Mapping[str, str]
+) -> LabelEfficiency | None:
+    figure = next((f for f in figures if f.kind == "label_efficiency"), None)
+    tables = ()
+    if inp.given("label_efficiency"):
+        tables = _label_tables(inp.table("label_efficiency"), primary, units)
+    if figure is None and not tables:
+        return None
+    return LabelEfficiency(figure, tables)
 
 
 def _training_table(path: Path) -> Table | None:
@@ -591,7 +1046,7 @@ def _training_table(path: Path) -> Table | None:
             _num(r["last"], 4),
             _num(r["min"], 4),
             _num(r["max"], 4),
-            _num(r["last_step"], 0),
+            _count(r["last_step"]),
         ]
         for _, r in s.iterrows()
     ]
@@ -609,25 +1064,32 @@ def _kv_table(d: Mapping[str, Any], header: Sequence[str], numeric: bool) -> Tab
     return _table(header, [[k, _value(v)] for k, v in kv], [0, 1] if numeric else None)
 
 
-def _sweep(inp: _Inputs) -> Sweep | None:
+def _sweep(inp: _Inputs, units: Mapping[str, str]) -> Sweep | None:
     if not (inp.given("sweep_table") or inp.given("sweep_figure")):
         return None
     figure = None
     if inp.given("sweep_figure"):
+        path = inp.file("sweep_figure")
         figure = Figure(
-            data_uri(inp.file("sweep_figure")),
+            data_uri(path),
             "Probe quality (95 % CI) and embedding geometry against τ (log scale).",
             "temperature sweep",
+            "sweep",
+            "",
+            png_size(path)[0],
         )
     table = None
     if inp.given("sweep_table"):
         table_df = inp.table("sweep_table")
-        col = table_df["task"] + " " + table_df["probe"] + " " + table_df["metric"]
+        col = [
+            f"{t} {p} {metric_label(str(m), units.get(str(t)))}"
+            for t, p, m in zip(table_df["task"], table_df["probe"], table_df["metric"], strict=True)
+        ]
         piv = table_df.assign(col=col).pivot_table(
-            index="tau", columns="col", values="value", aggfunc="first"
+            index="tau", columns="col", values="value", aggfunc="first", sort=False
         )
         rows = [
-            [_num(t, 4), *[_num(x) for x in r]]
+            [f"{float(t):g}", *[_num(x) for x in r]]
             for t, r in zip(piv.index, piv.to_numpy(), strict=True)
         ]
         table = _table(["τ", *map(str, piv.columns)], rows, [1] * (len(piv.columns) + 1))
@@ -638,27 +1100,33 @@ def _dataset(
     ds: str, inp: _Inputs, section: Mapping[str, Any], verdict: pd.DataFrame
 ) -> DatasetReport:
     primary = str(section["analysis"]["primary_feature_set"])
+    units = _units_of(section)
     probe = inp.table("probe_metrics")
     clusters = inp.table("cluster_metrics")
     pre = inp.json("preprocess_summary")
     train_summary = inp.json("train_summary") if inp.given("train_summary") else {}
     training = inp.file("training_metrics") if inp.given("training_metrics") else None
     figures, notes = _figures(inp)
+    finetune = _finetune(inp, units)
+    ft_comp = inp.table("finetune_comparisons") if inp.given("finetune_comparisons") else None
     return DatasetReport(
         name=ds,
         domain=str(section.get("domain") or ""),
+        headline=headline(verdict, ft_comp, str(section["analysis"]["verdict_probe"])),
         targets=_targets(ds, verdict),
         preprocessing=_kv_table(pre, ["count", "value"], numeric=True) if pre else None,
-        probes=_probe_tables(probe, primary),
-        comparison=_comparison_table(verdict),
+        probes=_probe_tables(probe, primary, units),
+        comparison=_comparison_table(verdict, units),
         recovery=_recovery_table(inp.table("recovery")),
         clustering=_cluster_tables(clusters, primary) if not clusters.empty else (),
         figures=figures,
         training=_training_table(training) if training is not None else None,
         train_summary=_kv_table(train_summary, ["key", "value"], numeric=False),
-        sweep=_sweep(inp),
+        sweep=_sweep(inp, units),
         notes=notes,
         encoder=_encoder_origin(section),
+        label_efficiency=_label_efficiency(inp, figures, primary, units),
+        finetune=finetune,
     )
 
 
@@ -680,8 +1148,8 @@ def _encoder_origin(section: Mapping[str, Any]) -> str:
 def load_report(inputs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]) -> ReportData:
     """Read every data set's named files (``inputs``: data set -> {kind: path}, in page order).
 
-    ``params``: ``{"datasets": {name: section}}``, for each data set's domain and analysis
-    settings (``primary_feature_set``), defaults filled from the schema.
+    ``params``: ``{"datasets": {name: section}}``, for each data set's domain, tasks (their
+    units) and analysis settings (``primary_feature_set``), defaults filled from the schema.
     """
     if not isinstance(inputs, Mapping) or not inputs:
         raise SciclrError("report inputs: no data sets given")
@@ -691,6 +1159,6 @@ def load_report(inputs: Mapping[str, Mapping[str, Any]], params: Mapping[str, An
     datasets = tuple(_dataset(ds, inp, sections[ds], verdicts[ds]) for ds, inp in checked.items())
     return ReportData(
         datasets=datasets,
-        summary=_summary_table(verdicts),
+        summary=_summary_table(verdicts, {ds: _units_of(sec) for ds, sec in sections.items()}),
         targets=tuple(t for d in datasets for t in d.targets),
     )

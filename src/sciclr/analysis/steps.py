@@ -252,12 +252,17 @@ def run_figures(
     threads: int = 1,
     dataset: str | None = None,
     label_efficiency: str | Path | None = None,
+    train_summary: str | Path | None = None,
 ) -> dict:
     """Every figure its inputs allow, PNG + SVG, plus ``figures.json`` in ``outdir``.
 
-    ``run_dir`` (a training run folder) supplies ``metrics.csv`` and ``similarities.npz``
-    unless they are given one by one; a missing ``similarities.npz`` only skips its figure.
+    ``run_dir`` (a training run folder) supplies ``metrics.csv``, ``similarities.npz`` and
+    ``train_summary.json`` (the val evaluations drawn beside the loss) unless they are given
+    one by one; a missing ``similarities.npz`` or ``train_summary.json`` there only skips what
+    it would add.
     """
+    import json
+
     from sciclr.analysis.clustering import cluster_task
     from sciclr.analysis.diagnostics import read_training_metrics
     from sciclr.analysis.figures import make_figures
@@ -265,12 +270,24 @@ def run_figures(
     if run_dir is not None:
         training_metrics = training_metrics or Path(run_dir) / "metrics.csv"
         similarities = similarities or Path(run_dir) / "similarities.npz"
+        if train_summary is None and (Path(run_dir) / "train_summary.json").exists():
+            train_summary = Path(run_dir) / "train_summary.json"
     _threads(threads)
     settings, rec, tasks = _setup(params, records, dataset)
     ids = rec["id"].to_numpy().astype(str)
     feats = _features(features, ids)
     preds = read_predictions(str(predictions)) if predictions else None
     training = read_training_metrics(training_metrics) if training_metrics else None
+    summary = None
+    if train_summary:
+        try:
+            summary = json.loads(Path(train_summary).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SciclrError(f"{train_summary}: train summary not found") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SciclrError(f"{train_summary}: invalid JSON ({exc})") from None
+        if not isinstance(summary, dict):
+            raise SciclrError(f"{train_summary}: expected a JSON object")
     sims = None
     if similarities and Path(similarities).exists():
         try:
@@ -282,8 +299,14 @@ def run_figures(
         ctask = cluster_task(settings, tasks)
     except SciclrError:
         ctask = None
-    curves = pd.read_csv(label_efficiency, sep="\t") if label_efficiency else None
-    return make_figures(settings, tasks, feats, preds, training, sims, outdir, ctask, curves)
+    curves = None
+    if label_efficiency:
+        if not Path(label_efficiency).exists():
+            raise SciclrError(f"{label_efficiency}: label-efficiency table not found")
+        curves = pd.read_csv(label_efficiency, sep="\t")
+    return make_figures(
+        settings, tasks, feats, preds, training, sims, outdir, ctask, curves, summary
+    )
 
 
 def run_sweep_summary(
@@ -327,14 +350,23 @@ def run_report(
     write_report(out, load_params(inputs, "--inputs"), load_params(params), title)
 
 
-def run_check_report(html: str | Path, screenshot: str | Path | None = None) -> None:
-    """Open the report in headless Chromium (offline); error unless every image loaded."""
+def run_check_report(
+    html: str | Path,
+    screenshot: str | Path | None = None,
+    window: tuple[int, int] = (1300, 2400),
+) -> None:
+    """Open the report in headless Chromium (offline) in a ``window`` (width, height) px;
+    error unless every image loaded, the summary table and a headline are there and no
+    figure is wider than the page."""
     from sciclr.analysis.browser import check_report
 
-    res = check_report(html, screenshot)
+    res = check_report(html, screenshot, window=window)
     log.info("report check: %s", res)
     if not res.ok:
         raise SciclrError(
             f"{html}: {res.broken} of {res.images} images broken (status {res.status}), "
-            f"summary table {'present' if res.has_summary else 'missing'}"
+            f"summary table {'present' if res.has_summary else 'missing'}, "
+            f"{max(res.headlines, 0)} headline(s), {max(res.wide_figures, 0)} figure(s) wider "
+            f"than the {res.page_width}px page"
+            + (", the page scrolls sideways" if res.page_overflow else "")
         )

@@ -90,6 +90,7 @@ def _figures(a: argparse.Namespace) -> None:
         a.threads,
         a.dataset,
         a.label_efficiency,
+        a.train_summary,
     )
 
 
@@ -174,6 +175,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="npz with arrays pos, neg; overrides RUN_DIR/similarities.npz (figure skipped if "
         "absent)",
+    )
+    p.add_argument(
+        "--train-summary",
+        default=None,
+        help="train_summary.json (val evaluations per epoch, chosen epoch); overrides "
+        "RUN_DIR/train_summary.json",
+    )
+    p.add_argument(
+        "--label-efficiency",
+        default=None,
+        help="label_efficiency.tsv of `sciclr label-efficiency` (figure skipped if not given)",
     )
     p.add_argument("--out-dir", "--outdir", dest="outdir", required=True, help="figures folder")
     p.set_defaults(func=_figures)
