@@ -226,3 +226,12 @@ def test_length_sorted_embedding_equals_unsorted(processed):
     one = embed(model, Unsorted(src), idx[:1], cpu, batch_size=1)
     np.testing.assert_allclose(sorted_, plain, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(sorted_[:1], one, rtol=1e-4, atol=1e-5)
+
+
+def test_every_pairing_says_what_its_views_share():
+    for pairing, n in (("augment", 1), ("kmer", 1), ("both", 2)):
+        cfg = dataset_params({"domain": "dna", "model": {"pairing": pairing}})
+        described = DOMAIN.describe_pairing(cfg)
+        assert len(described) == n and all("share" in text for _, text in described)
+    kmer = DOMAIN.describe_pairing(dataset_params({"domain": "dna", "views": {"kmer_k": 5}}))
+    assert "5-mer composition only" in kmer[0][1]

@@ -120,3 +120,15 @@ def test_composition_tower_can_read_descriptors(processed):
     bad = {**cfg, "model": {**cfg["model"], "composition_input": "smiles"}}
     with pytest.raises(SciclrError, match="composition_input"):
         dataset_params(bad)
+
+
+def test_every_pairing_says_what_its_views_share():
+    dom = get_domain("materials")
+    cfg = dataset_params({**CFG, "model": {"pairing": ["xrd", "augment", "composition", "xrd"]}})
+    described = dom.describe_pairing(cfg)
+    assert [v for v, _ in described] == [
+        "graph ↔ powder XRD",
+        "graph ↔ graph",
+        "graph ↔ composition",
+    ]
+    assert "not the lattice" in described[2][1] and "symmetry" in described[0][1]

@@ -86,6 +86,11 @@ class Domain(Protocol):
         """The handcrafted feature sets this data set is compared with (``features`` rule)."""
         ...
 
+    def describe_pairing(self, cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """``(views, what they share)`` for each contrastive pairing of ``cfg["model"]``, in
+        words for the report: an embedding keeps only what its paired views share."""
+        ...
+
     def check_inputs(self, cfg: Mapping[str, Any], where: str, base: Path) -> None:
         """Raise a one-line :class:`~sciclr.errors.SciclrError` (prefixed ``where``) when an
         input is not of this domain's kind; read names and first bytes only (it runs before

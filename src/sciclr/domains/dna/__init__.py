@@ -43,6 +43,36 @@ class DnaDomain:
         """DNA inputs never carry labels: they come from ``labels:``."""
         return []
 
+    def describe_pairing(self, cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """What the views of each configured pairing share: what the embedding can keep (the
+        optimal InfoNCE critic estimates the density ratio of the paired views)."""
+        views, pairing = cfg["views"], cfg["model"]["pairing"]
+        crops = (
+            f"{views['n_views']} disjoint crops of one fragment ({views['crop_min']}–"
+            f"{views['crop_max']} bp, random strand, {views['mutation_rate']:g} point mutations "
+            "per base)"
+        )
+        out = []
+        if pairing in ("augment", "both"):
+            out.append(
+                (
+                    "crop ↔ crop",
+                    f"{crops}: they share the genome of origin — composition, codon usage, "
+                    "oligonucleotide and strand patterns — but no position and no exact "
+                    "substring, so the embedding keeps what is genome-wide",
+                )
+            )
+        if pairing in ("kmer", "both"):
+            out.append(
+                (
+                    "crop ↔ k-mer profile",
+                    f"a crop and the canonical {views['kmer_k']}-mer profile of another crop: they "
+                    f"share the fragment's {views['kmer_k']}-mer composition only, so the "
+                    "embedding learns composition",
+                )
+            )
+        return out
+
     def baseline_names(self, cfg: Mapping[str, Any]) -> list[str]:
         """``kmer{k}`` for every k of ``baselines.kmer_k``."""
         return [f"kmer{k}" for k in cfg["baselines"]["kmer_k"]]

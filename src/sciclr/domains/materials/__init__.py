@@ -58,6 +58,36 @@ class MaterialsDomain:
 
         return [p for p in cfg["input"] if Path(p).suffix.lower() in TABLE_SUFFIXES]
 
+    def describe_pairing(self, cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """What the views of each configured pairing share: what the embedding can keep (the
+        optimal InfoNCE critic estimates the density ratio of the paired views)."""
+        pairing = cfg["model"]["pairing"]
+        names = [pairing] if isinstance(pairing, str) else list(dict.fromkeys(pairing))
+        views = cfg["views"]
+        strain = f", uniform strain σ {views['strain']:g}" if views["strain"] else ""
+        text = {
+            "augment": (
+                "graph ↔ graph",
+                f"two perturbed copies of the crystal graph (masked atoms {views['atom_mask']:g}, "
+                f"dropped edges {views['edge_drop']:g}, displacements {views['coord_noise']:g} Å"
+                f"{strain}): they share composition, bonding topology, local environments and "
+                "the cell's symmetry",
+            ),
+            "composition": (
+                "graph ↔ composition",
+                "the graph and its element fractions (with their Magpie statistics when "
+                "composition_input is descriptors): they share the composition only — not the "
+                "structure, not the lattice",
+            ),
+            "xrd": (
+                "graph ↔ powder XRD",
+                "the graph and its powder diffraction pattern: they share the lattice metric "
+                "and its symmetry (peak positions) and the arrangement of the scatterers "
+                "(intensities)",
+            ),
+        }
+        return [text[n] for n in names]
+
     def baseline_names(self, cfg: Mapping[str, Any]) -> list[str]:
         """``element_fractions`` and ``lattice`` (see :meth:`baseline_features`)."""
         return list(BASELINES)
