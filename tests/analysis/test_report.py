@@ -759,3 +759,9 @@ def test_fine_tuning_results_are_shown_when_given(toy_results, tmp_path):
         SciclrError, match=r"fine-tuning metrics TSV lacks column\(s\) \['fraction'"
     ):
         build_report({"toy": {**toy_inputs(toy_results), "finetune": str(bad)}}, PARAMS)
+
+
+def test_the_report_says_what_each_pairing_shares(toy_results):
+    html = (toy_results / "report.html").read_text()
+    assert "Contrastive views" in html
+    assert "crop ↔ k-mer profile</strong>: a crop and the canonical 4-mer profile" in html

@@ -18,7 +18,7 @@ rule probe:
         "../../environment.yml"
     threads: compute("analysis", "threads")
     resources:
-        mem_mb=compute("analysis", "mem_mb"),
+        mem_mb=job_mem_mb("probe", "analysis"),
         runtime=compute("analysis", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
@@ -44,7 +44,7 @@ rule cluster:
         "../../environment.yml"
     threads: compute("analysis", "threads")
     resources:
-        mem_mb=compute("analysis", "mem_mb"),
+        mem_mb=job_mem_mb("cluster", "analysis"),
         runtime=compute("analysis", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
@@ -70,7 +70,7 @@ rule label_efficiency:
         "../../environment.yml"
     threads: compute("analysis", "threads")
     resources:
-        mem_mb=compute("analysis", "mem_mb"),
+        mem_mb=job_mem_mb("label_efficiency", "analysis"),
         runtime=compute("analysis", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
@@ -95,7 +95,7 @@ rule recovery:
         "../../environment.yml"
     threads: compute("analysis", "threads")
     resources:
-        mem_mb=compute("analysis", "mem_mb"),
+        mem_mb=job_mem_mb("recovery", "analysis"),
         runtime=compute("analysis", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
@@ -134,7 +134,7 @@ rule figures:
         mem_mb=compute("analysis", "mem_mb"),
         runtime=compute("analysis", "runtime"),
     params:
-        cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
+        cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS, units=True),
         features=lambda wc: feature_args(wc.ds, "metrics"),
         training=lambda wc, input: " ".join(
             f"--{flag} {shlex.quote(input[key])}"
@@ -174,7 +174,7 @@ rule verdict:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=compute("analysis", "mem_mb"),
+        mem_mb=job_mem_mb("verdict", "analysis"),
         runtime=compute("analysis", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),

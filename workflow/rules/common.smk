@@ -45,7 +45,8 @@ TRAIN_KEYS = [
 ]
 EMBED_KEYS = ["name", "domain", "views", "model", "device"]
 ANALYSIS_KEYS = ["name", "domain", "tasks", "analysis"]
-REPORT_KEYS = [*ANALYSIS_KEYS, "pretrained", "train"]  # + where the encoder comes from
+# + where the encoder comes from and what its views share
+REPORT_KEYS = [*ANALYSIS_KEYS, "pretrained", "train", "model", "views"]
 
 
 wildcard_constraints:
@@ -61,10 +62,16 @@ def ds_cfg(ds):
     return config["datasets"][ds]
 
 
-def params_json(ds, keys, **override):
-    """The data set's config restricted to ``keys`` as canonical JSON (rule params)."""
+def params_json(ds, keys, units=False, **override):
+    """The data set's config restricted to ``keys`` as canonical JSON (rule params); a task's
+    ``unit`` only where it is shown (``units``: figures, report), so adding one reruns nothing
+    else."""
     cfg = ds_cfg(ds)
     sub = {k: cfg[k] for k in keys if k in cfg}
+    if "tasks" in sub and not units:
+        sub["tasks"] = [
+            {k: v for k, v in t.items() if k != "unit"} for t in sub["tasks"]
+        ]
     if keys is INGEST_KEYS:
         # preprocessing reads label columns, not how they are scored, and of the model only
         # which encoder it is (the transformer reads stored k-mer tokens)
@@ -251,3 +258,123 @@ def report_inputs(wc=None):
                 kinds[kind] = path
         files.update({f"{ds}__{kind}": path for kind, path in kinds.items()})
     return files
+
+
+# --- fine-tuning against training from scratch (target `finetune`, workflow/rules/finetune.smk)
+
+FINETUNE_INITS = ["ssl", "scratch"]
+# what a fine-tuning run reads: the model is built from model/views (ssl: from the checkpoint,
+# whose model section must equal the data set's), scratch is seeded by train.seed, autocast
+# follows train.amp, and the task's main metric comes from the analysis settings
+FINETUNE_KEYS = ["name", "domain", "tasks", "views", "model", "device", "finetune"]
+FINETUNE_ANALYSIS_KEYS = ["primary_metric", "targets", "class_weight"]
+
+
+def finetune_tasks(ds):
+    """Names of the data set's fine-tuned tasks (configured tasks; derived ones never)."""
+    names = [t.get("name", t["column"]) for t in ds_cfg(ds)["tasks"]]
+    wanted = ds_cfg(ds)["finetune"]["tasks"] or names
+    unknown = [t for t in wanted if t not in names]
+    if unknown:
+        raise ValueError(
+            f"config: datasets.{ds}.finetune.tasks: {unknown} not among the configured "
+            f"tasks {names}"
+        )
+    return wanted
+
+
+def finetune_fractions(ds):
+    """The label fractions as they appear in paths: 0.1, 1 (sorted, no repeats)."""
+    fractions = sorted({float(x) for x in ds_cfg(ds)["finetune"]["fractions"]})
+    return [f"{f:g}" for f in fractions]
+
+
+def finetune_run_dir(ds, task, init, fraction):
+    return f"{R}/{ds}/finetune/{task}/{init}_{fraction}"
+
+
+def finetune_params(ds):
+    cfg = ds_cfg(ds)
+    return params_json(
+        ds,
+        FINETUNE_KEYS,
+        train={k: cfg["train"][k] for k in ("seed", "amp")},
+        analysis={k: cfg["analysis"][k] for k in FINETUNE_ANALYSIS_KEYS},
+    )
+
+
+def finetune_inputs(wc):
+    """Processed data; the SSL encoder's checkpoint for the `ssl` runs only."""
+    inputs = {
+        "data": processed(wc.ds, "data.pt"),
+        "records": processed(wc.ds, "records.tsv"),
+    }
+    if wc.init == "ssl":
+        inputs["checkpoint"] = encoder_checkpoint(wc.ds, "ssl")
+    return inputs
+
+
+def finetune_runs(ds):
+    """`(task, init, fraction)` of every run of a data set."""
+    return [
+        (task, init, fraction)
+        for task in finetune_tasks(ds)
+        for fraction in finetune_fractions(ds)
+        for init in FINETUNE_INITS
+    ]
+
+
+def finetune_predictions(wc):
+    runs = finetune_runs(wc.ds)
+    return [f"{finetune_run_dir(wc.ds, *run)}/predictions.tsv" for run in runs]
+
+
+def finetune_run_args(wc):
+    """`TASK/INIT/FRACTION=PATH` per run, as `sciclr finetune-summary --runs` reads them."""
+    return [
+        f"{task}/{init}/{fraction}={finetune_run_dir(wc.ds, task, init, fraction)}/predictions.tsv"
+        for task, init, fraction in finetune_runs(wc.ds)
+    ]
+
+
+def finetune_task_pattern():
+    """The `task` wildcard: any fine-tuned task name of any data set."""
+    import re
+
+    names = {t for ds in ALL_DATASETS for t in finetune_tasks(ds)}
+    return "|".join(re.escape(t) for t in sorted(names, key=len, reverse=True))
+
+
+# Memory a job asks for (`resources: mem_mb`), from the size of its input files: a fixed base
+# plus a factor per MB of input, never below compute.<step>.mem_mb (the floor); a retry
+# (attempt 2, 3) asks for 1.5x, 2x. Base and factor per rule come from the measured scaling
+# (benchmarks/scaling.py: peak RSS against input size; README, Benchmarks);
+# compute.<step>.mem_mb_per_input_mb replaces every factor of the step. Sizes are summed here
+# rather than read from `input.size_mb`, which is <TBD> for inputs that do not exist yet (a dry
+# run's plan); Snakemake re-evaluates resources once a job's inputs exist, before it starts.
+MEM_MODEL = {  # rule: (base MB, MB per input MB)
+    "parse_shard": (600, 3.0),
+    "preprocess_shard": (700, 3.0),
+    "gather": (500, 3.0),
+    "features": (600, 3.0),
+    "train": (1500, 2.0),
+    "embed": (1200, 2.0),
+    "probe": (700, 4.0),
+    "cluster": (700, 4.0),
+    "label_efficiency": (700, 4.0),
+    "recovery": (700, 4.0),
+    "verdict": (500, 2.0),
+}
+
+
+def job_mem_mb(rule, step):
+    """`resources: mem_mb` of ``rule`` (a job of config compute ``step``): see MEM_MODEL."""
+    base, factor = MEM_MODEL[rule]
+
+    def mem_mb(wildcards, input, attempt):
+        size_mb = sum(os.path.getsize(f) for f in input if os.path.isfile(f)) / 2**20
+        override = compute(step, "mem_mb_per_input_mb")
+        need = base + (factor if override is None else override) * size_mb
+        return int(max(compute(step, "mem_mb"), need) * (1 + 0.5 * (attempt - 1)))
+
+    return mem_mb

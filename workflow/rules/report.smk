@@ -20,7 +20,8 @@ rule report:
         cfg=lambda wc: json.dumps(
             {
                 "datasets": {
-                    ds: json.loads(params_json(ds, REPORT_KEYS)) for ds in DATASETS
+                    ds: json.loads(params_json(ds, REPORT_KEYS, units=True))
+                    for ds in DATASETS
                 }
             },
             sort_keys=True,

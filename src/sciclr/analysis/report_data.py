@@ -343,6 +343,7 @@ class DatasetReport:
     sweep: Sweep | None
     notes: tuple[str, ...] = ()
     encoder: str = "trained on this data set"  # where the SSL encoder comes from
+    pairings: tuple[tuple[str, str], ...] = ()  # (views, what they share), per pairing
     label_efficiency: LabelEfficiency | None = None
     finetune: Finetune | None = None
 
@@ -1125,9 +1126,19 @@ def _dataset(
         sweep=_sweep(inp, units),
         notes=notes,
         encoder=_encoder_origin(section),
+        pairings=_pairings(section),
         label_efficiency=_label_efficiency(inp, figures, primary, units),
         finetune=finetune,
     )
+
+
+def _pairings(section: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What the views of each contrastive pairing share, as the data set's domain says."""
+    from sciclr.domains import get_domain
+
+    if not section.get("domain"):
+        return ()
+    return tuple(get_domain(section["domain"]).describe_pairing(section))
 
 
 def _encoder_origin(section: Mapping[str, Any]) -> str:
