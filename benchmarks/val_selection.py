@@ -77,12 +77,18 @@ def main() -> None:
             tr = np.flatnonzero((split == "train") & task.valid)
             va = np.flatnonzero((split == "val") & task.valid)
             row = {"feature_set": fs, "task": task.name, "metric": task.metric}
-            row["linear"] = _score(task, task.y[va], _linear(task, settings, X[tr], task.y[tr], X[va]))
+            row["linear"] = _score(
+                task, task.y[va], _linear(task, settings, X[tr], task.y[tr], X[va])
+            )
             for frac in args.fractions:
                 vals = []
                 for r in range(args.repeats):
                     sub = tr[draw_subset(task, tr, frac, seed=r)]
-                    vals.append(_score(task, task.y[va], _linear(task, settings, X[sub], task.y[sub], X[va])))
+                    vals.append(
+                        _score(
+                            task, task.y[va], _linear(task, settings, X[sub], task.y[sub], X[va])
+                        )
+                    )
                 row[f"linear@{frac:g}"] = float(np.mean(vals))
             out.append(row)
             print(json.dumps(row), flush=True)

@@ -90,7 +90,7 @@ def _leaves(d: Any) -> int:
 
 
 def _task(column: str, type_: str) -> dict[str, Any]:
-    return {"column": column, "type": type_, "cluster": False, "binarize_above": None}
+    return {"column": column, "type": type_, "cluster": False, "binarize_above": None, "unit": None}
 
 
 # --- validate_config: defaults ---------------------------------------------------------------
@@ -104,7 +104,13 @@ def test_validate_config_fills_every_schema_default_per_domain():
     top = {**_defaults(schema, schema), "device": "cpu"}
     assert {"results", "device", "run_datasets", "compute", "temperature_sweep"} <= set(top)
     assert {k: config[k] for k in top} == top
-    assert config["compute"]["train"] == {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpus": 0}
+    assert config["compute"]["train"] == {
+        "threads": 2,
+        "mem_mb": 4000,
+        "mem_mb_per_input_mb": None,
+        "runtime": 60,
+        "gpus": 0,
+    }
 
     for name, domain, user in (("g", "dna", _dna()), ("m", "materials", _mat())):
         expected = _dataset_defaults(domain, schema)

@@ -15,7 +15,7 @@ import torch
 
 from sciclr.domains import get_domain
 from sciclr.errors import SciclrError
-from sciclr.io import load_torch
+from sciclr.io import load_matrix, load_torch
 from sciclr.pipeline import (
     baseline_features,
     gather,
@@ -200,9 +200,9 @@ def test_baseline_features_computes_and_writes_only_what_is_asked(
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{n}.npz" for n in sorted(expected)]
     ids = read_records(root / "processed")["id"].tolist()
     for name, width in expected.items():
-        with np.load(tmp_path / f"{name}.npz") as z:
-            assert z["ids"].tolist() == ids
-            assert z["X"].shape == (len(ids), width) and z["X"].dtype == np.float32
+        got_ids, X = load_matrix(tmp_path / f"{name}.npz")  # dense or CSR
+        assert got_ids.tolist() == ids
+        assert X.shape == (len(ids), width) and X.dtype == np.float32
 
 
 def test_unknown_baseline_is_one_clear_error(tmp_path, dna_runs):

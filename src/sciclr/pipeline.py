@@ -151,7 +151,8 @@ def baseline_features(
     params: Mapping[str, Any], data_dir: Path, out: Path, names: Sequence[str] | None = None
 ) -> None:
     """Write the domain's handcrafted feature sets (all, or those in ``names``) as
-    ``out/<name>.npz``; only the requested sets are computed."""
+    ``out/<name>.npz``; only the requested sets are computed. A sparse set (canonical 6-mer
+    profiles of ~1 kb fragments) is stored as CSR, exactly (:func:`sciclr.io.save_matrix`)."""
     cfg = dataset_params(params)
     domain = get_domain(cfg["domain"])
     known = domain.baseline_names(cfg)
@@ -159,9 +160,9 @@ def baseline_features(
     if unknown:
         raise SciclrError(f"unknown baseline feature set(s) {unknown}; the data set has {known}")
     wanted = list(names or known)
-    payload = load_torch(Path(data_dir) / DATA)
+    payload = load_torch(Path(data_dir) / DATA, mmap=True)  # read block by block
     ids = read_records(data_dir)["id"].tolist()
     feats = domain.baseline_features(payload, cfg, wanted)
     for name in wanted:
-        save_matrix(Path(out) / f"{name}.npz", ids, feats[name])
+        save_matrix(Path(out) / f"{name}.npz", ids, feats[name], compact=True)
         log.info("%s: baseline %s %s", cfg.get("name", ""), name, tuple(np.shape(feats[name])))

@@ -116,3 +116,18 @@ def test_interval_from_the_defined_resamples():
     assert 0.01 < undefined.mean() < 0.5
     (e,) = estimates([lambda W: M.roc_auc(t, s, W)], 30, 500, seed=4)
     assert (e.value, e.ci_low, e.ci_high) == (1.0, 1.0, 1.0)
+
+
+def test_resamples_do_not_depend_on_the_chunking_and_chunks_stay_bounded():
+    from sciclr.analysis import bootstrap as bs
+
+    n, B = 20_000, 300  # above 16,777 items a chunk holds fewer than 250 resamples
+    chunks = list(bs.resample_weights(n, B, seed=11))
+    assert max(c.shape[0] * c.shape[1] for c in chunks) <= bs.CHUNK_CELLS
+    assert len(chunks) > 1 and sum(len(c) for c in chunks) == B
+    draws = np.random.default_rng(11).integers(0, n, size=(B, n))
+    ref = np.stack([np.bincount(r, minlength=n) for r in draws])
+    np.testing.assert_array_equal(np.concatenate(chunks), ref)
+    small = np.concatenate(list(bs.resample_weights(50, 1000, seed=2)))
+    one = np.concatenate(list(bs.resample_weights(50, 1000, seed=2, chunk=1000)))
+    np.testing.assert_array_equal(small, one)

@@ -96,3 +96,45 @@ def test_cluster_task_choice():
     rec["lab"] = np.arange(len(rec), dtype=float)
     with pytest.raises(SciclrError, match="not a classification task"):
         cluster_task(s, resolve_tasks(s, rec))
+
+
+def test_cap_rows_is_a_seeded_stratified_subsample_of_exactly_cap():
+    from sciclr.analysis.probes import cap_rows
+
+    rows = np.arange(1000, 1600)
+    labels = np.repeat(["a", "b", "c"], [450, 140, 10])
+    sub = cap_rows(rows, 100, seed=4, labels=labels)
+    assert len(sub) == 100 and np.all(np.diff(sub) > 0) and set(sub) <= set(rows)
+    got = dict(zip(*np.unique(labels[sub - 1000], return_counts=True), strict=True))
+    assert got == {"a": 75, "b": 23, "c": 2}  # shares 75 / 23.3 / 1.7: largest remainder
+    assert np.array_equal(sub, cap_rows(rows, 100, seed=4, labels=labels))
+    assert not np.array_equal(sub, cap_rows(rows, 100, seed=5, labels=labels))
+    assert np.array_equal(cap_rows(rows, 600, seed=4), rows)  # at or below the cap: all
+    rare = cap_rows(rows, 100, seed=0, labels=np.r_[["x"] * 599, ["y"]])
+    assert len(rare) == 100 and 1599 in rare  # every class keeps at least one item
+
+
+def test_subsampled_clustering_is_seeded_reported_and_differs_from_the_full_one():
+    rec, X = _planted(k=4, n_per=75, sep=2.5, seed=3)  # overlapping: results depend on items
+    feats = {"a": X, "b": X[:, ::-1].copy()}
+    m1, a1 = _run(rec, feats, max_items_cluster=100)
+    m2, a2 = _run(rec, feats, max_items_cluster=100)
+    pd.testing.assert_frame_equal(m1, m2)
+    pd.testing.assert_frame_equal(a1, a2)
+    full, _ = _run(rec, feats)  # 300 test items, below the default cap
+    for method in ("hdbscan", "leiden"):
+        r = _val(m1, "a", method, "ari")
+        assert r.n_test == 100 and r.param == "subsample 100 of 300 items (max_items_cluster)"
+        ids = {fs: set(g.id) for fs, g in a1[a1.method == method].groupby("feature_set")}
+        assert len(ids["a"]) == 100 and ids["a"] == ids["b"]  # the same items: paired
+        assert _val(full, "a", method, "ari").n_test == 300
+    km = _val(m1, "a", "kmeans", "ari")
+    assert km.n_test == 300 and "centres fitted on 100 of 300 items" in km.param
+    assert (a1.method == "kmeans").sum() == 2 * 300  # every item assigned
+    assert _val(full, "a", "kmeans", "ari").param == "k=4"
+    sub_vals = m1.set_index(["feature_set", "probe", "metric"]).value
+    full_vals = full.set_index(["feature_set", "probe", "metric"]).value
+    changed = (sub_vals - full_vals).abs() > 1e-9
+    assert changed.any()  # a subsample gives another answer than the full clustering
+    per_class = a1[(a1.method == "leiden") & (a1.feature_set == "a")].label.value_counts()
+    assert per_class.tolist() == [25, 25, 25, 25]  # stratified

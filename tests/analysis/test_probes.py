@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -166,3 +168,47 @@ def test_binary_task_gets_roc_auc_and_single_class_train_is_an_error():
     rec.loc[rec.split == "train", "y"] = "c0"
     with pytest.raises(SciclrError, match="single class"):
         _probe(rec, X)
+
+
+def test_capped_probes_are_seeded_predict_every_test_item_and_say_so():
+    rec, X = _dataset(n_per=200, sep=1.5, d=30, seed=2)  # noisy: the fit depends on its items
+    n_train, n_test = int((rec.split == "train").sum()), int((rec.split == "test").sum())
+    assert n_train > 400 and n_test > 100
+    m1, p1 = _probe(rec, X, max_items=100)
+    m2, p2 = _probe(rec, X, max_items=100)
+    pd.testing.assert_frame_equal(m1, m2)
+    _, pf = _probe(rec, X)
+    for a, b, f in zip(p1, p2, pf, strict=True):
+        assert a.probe == f.probe and len(a.ids) == len(f.ids) == n_test  # every test item
+        assert np.array_equal(a.y_pred, b.y_pred)
+        if a.probe != "dummy":
+            assert f"subsample 100 of {n_train:,} train and 100 of" in a.param, a.param
+            assert "subsample" not in f.param
+    lin = [(a, f) for a, f in zip(p1, pf, strict=True) if a.probe in ("linear", "knn")]
+    assert any(not np.array_equal(a.y_pred, f.y_pred) for a, f in lin)
+
+
+def test_chunked_test_predictions_equal_one_pass():
+    """With fewer train and val items than the cap, a cap below the test split only cuts the
+    predictions into blocks: the same labels and scores as one pass."""
+    from sciclr.analysis.probes import fit_predict
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = np.where(rng.random(n) < 0.4, "pos", "neg")
+    X = rng.normal(size=(n, 6)) + (y == "pos")[:, None] * 0.8
+    rec = pd.DataFrame({"id": [f"i{i}" for i in range(n)], "split": "test", "y": y})
+    rec.loc[:79, "split"] = "train"
+    rec.loc[80:99, "split"] = "val"
+    params = {"name": "s", "tasks": [{"column": "y", "type": "classification"}]}
+    task = resolve_tasks(Settings.from_params(params), rec)[0]
+    task = dataclasses.replace(task, positive="pos")
+    rows = {s: np.flatnonzero(rec.split.to_numpy() == s) for s in ("train", "val", "test")}
+    for probe in ("linear", "knn", "rf"):
+        out = []
+        for cap in (100, 10_000):  # 300 test items: 3 blocks, or one
+            s = Settings.from_params({**params, "analysis": {"max_items": cap, "rf_trees": 20}})
+            out.append(fit_predict(probe, task, X, rows, s, 1))
+        (pa, sa, na), (pb, sb, nb) = out
+        assert len(pa) == 300 and np.array_equal(pa, pb) and na == nb, probe
+        np.testing.assert_allclose(sa, sb, rtol=1e-12, atol=1e-15)

@@ -14,7 +14,7 @@ rule parse_shard:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=compute("preprocess", "mem_mb"),
+        mem_mb=job_mem_mb("parse_shard", "preprocess"),
         runtime=compute("preprocess", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, PARSE_KEYS),
@@ -39,7 +39,7 @@ rule preprocess_shard:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=compute("preprocess", "mem_mb"),
+        mem_mb=job_mem_mb("preprocess_shard", "preprocess"),
         runtime=compute("preprocess", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, INGEST_KEYS),
@@ -72,7 +72,7 @@ rule gather:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=compute("preprocess", "mem_mb"),
+        mem_mb=job_mem_mb("gather", "preprocess"),
         runtime=compute("preprocess", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, INGEST_KEYS),
@@ -96,7 +96,7 @@ rule features:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=compute("preprocess", "mem_mb"),
+        mem_mb=job_mem_mb("features", "preprocess"),
         runtime=compute("preprocess", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, FEATURE_KEYS),

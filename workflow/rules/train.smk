@@ -17,7 +17,7 @@ rule train:
         "../../environment.yml"
     threads: compute("train", "threads")
     resources:
-        mem_mb=compute("train", "mem_mb"),
+        mem_mb=job_mem_mb("train", "train"),
         runtime=compute("train", "runtime"),
         gpu=compute("train", "gpus"),
     params:
@@ -50,7 +50,7 @@ rule embed:
         "../../environment.yml"
     threads: compute("train", "threads")
     resources:
-        mem_mb=compute("train", "mem_mb"),
+        mem_mb=job_mem_mb("embed", "train"),
         runtime=compute("train", "runtime"),
     params:
         # the untrained baseline depends on the model and its seed; a trained one on its

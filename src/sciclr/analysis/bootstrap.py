@@ -42,9 +42,20 @@ class Estimate:
     ci_high: float = float("nan")
 
 
+#: most cells (resamples x items) of one chunk of bootstrap weights: 32 MB of float64, so the
+#: metrics' temporaries stay bounded however many test items there are
+CHUNK_CELLS = 1 << 22
+
+
 def resample_weights(n: int, n_boot: int, seed: int, chunk: int = 250) -> Iterator[np.ndarray]:
-    """Yield bootstrap multiplicity matrices in chunks of at most ``chunk`` rows, ``(b, n)``."""
+    """Yield bootstrap multiplicity matrices in chunks of at most ``chunk`` rows, ``(b, n)``,
+    and at most :data:`CHUNK_CELLS` cells (fewer rows above 16,777 items).
+
+    The resamples do not depend on the chunking: each chunk continues the generator's stream
+    row by row, so the concatenated chunks are the draws of one ``integers(0, n, (n_boot, n))``
+    call (tested); memory is O(``CHUNK_CELLS``) and time O(``n_boot`` x ``n``)."""
     rng = np.random.default_rng(seed)
+    chunk = max(1, min(int(chunk), CHUNK_CELLS // max(int(n), 1)))
     done = 0
     while done < n_boot:
         b = min(chunk, n_boot - done)

@@ -6,6 +6,14 @@ scikit-learn's implementation), and Leiden community detection on a symmetrised 
 (Traag et al. 2019, the single-cell standard). Agreement with the labels is measured by ARI and
 NMI (ARI with a bootstrap CI over items); the silhouette (Rousseeuw 1987) of each clustering, and of the
 true labels, describes the geometry without the labels.
+
+At scale (``analysis.max_items_cluster``): HDBSCAN (O(n²) worst case, its memory grows with the
+neighbour graph) and Leiden on the exact k-NN graph (n² distances) cluster a seeded,
+class-stratified subsample of that many items, the same for every feature set (so the
+verdict's paired comparisons hold), and are scored on it; k-means fits its centres on the
+subsample and assigns every item (nearest centre, linear in n), so it is scored on all of them.
+The silhouette samples ``silhouette_max`` items as before. ``param`` and ``n_test`` say what was
+clustered. The bundled test splits are below the cap.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from sklearn.preprocessing import normalize
 
 from sciclr.analysis import metrics as M
 from sciclr.analysis.bootstrap import Estimate, estimates
-from sciclr.analysis.probes import standardize
+from sciclr.analysis.probes import cap_rows, standardize
 from sciclr.analysis.scoring import task_seed
 from sciclr.analysis.spec import Settings, TaskData
 from sciclr.errors import SciclrError
@@ -58,8 +66,13 @@ def prepare(X: np.ndarray, train_rows: np.ndarray, rows: np.ndarray, scale: str)
     raise SciclrError(f"params: analysis.cluster_scale {scale!r}; expected standardize, l2 or none")
 
 
-def kmeans_labels(Z: np.ndarray, k: int, seed: int) -> np.ndarray:
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(Z)
+def kmeans_labels(Z: np.ndarray, k: int, seed: int, fit: np.ndarray | None = None) -> np.ndarray:
+    """k-means labels of every row of ``Z``; ``fit``: the rows the centres are fitted on (the
+    others are assigned to their nearest centre), default all."""
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed)
+    if fit is None:
+        return km.fit_predict(Z)
+    return km.fit(Z[fit]).predict(Z)
 
 
 def hdbscan_labels(
@@ -97,11 +110,14 @@ def leiden_labels(Z: np.ndarray, n_neighbors: int, resolution: float, seed: int)
     return np.asarray(part.membership, dtype=np.int64)
 
 
-def cluster(Z: np.ndarray, method: str, k: int, settings: Settings) -> np.ndarray:
-    """Cluster labels ``(n,)`` of ``Z`` ``(n, d)`` with one method."""
+def cluster(
+    Z: np.ndarray, method: str, k: int, settings: Settings, fit: np.ndarray | None = None
+) -> np.ndarray:
+    """Cluster labels ``(n,)`` of ``Z`` ``(n, d)`` with one method; ``fit``: the rows k-means
+    fits its centres on (default all; the other methods cluster the rows they are given)."""
     seed = int(settings["seed"])
     if method == "kmeans":
-        return kmeans_labels(Z, k, seed)
+        return kmeans_labels(Z, k, seed, fit)
     if method == "hdbscan":
         return hdbscan_labels(
             Z,
@@ -182,6 +198,15 @@ def run_clustering(
     metric_rows: list[dict[str, object]] = []
     assign: list[pd.DataFrame] = []
     base = {"dataset": settings.dataset, "task": task.name, "task_type": "clustering"}
+    n = len(rows)
+    cap = int(settings["max_items_cluster"])
+    # the subsample (positions into rows) is the task's, not the feature set's: paired items
+    sub = cap_rows(np.arange(n), cap, task_seed(settings["seed"], "max_items:" + task.name), truth)
+    sil_max = int(settings["silhouette_max"])
+
+    def sil_note(m: int) -> str:
+        return f"silhouette on {sil_max:,} of {m:,} items" if m > sil_max else ""
+
     for fs, X in features.items():
         Z = prepare(X, train_rows, rows, settings["cluster_scale"])
         metric_rows.append(
@@ -194,12 +219,22 @@ def run_clustering(
                 "ci_low": np.nan,
                 "ci_high": np.nan,
                 "n_train": 0,
-                "n_test": len(rows),
-                "param": "",
+                "n_test": n,
+                "param": sil_note(n),
             }
         )
         for method in settings["clustering"]:
-            labels = cluster(Z, method, k, settings)
+            notes = [f"k={k}"] if method == "kmeans" else []
+            if len(sub) == n:
+                pos, labels = np.arange(n), cluster(Z, method, k, settings)
+            elif method == "kmeans":  # centres from the subsample, every item assigned
+                pos, labels = np.arange(n), cluster(Z, method, k, settings, fit=sub)
+                notes.append(f"centres fitted on {len(sub):,} of {n:,} items (max_items_cluster)")
+            else:
+                pos, labels = sub, cluster(Z[sub], method, k, settings)
+                notes.append(f"subsample {len(sub):,} of {n:,} items (max_items_cluster)")
+            notes += [sil_note(len(pos))] if sil_note(len(pos)) else []
+            t = truth[pos]
             log.info(
                 "cluster %s / %s: %d clusters", fs, method, len(np.unique(labels[labels >= 0]))
             )
@@ -208,20 +243,17 @@ def run_clustering(
             # plug-in NMI of a resample is biased upwards (fewer distinct items), so its
             # percentile interval can exclude the estimate itself: NMI is reported without CI
             (ari,) = estimates(
-                [lambda W, c=labels: M.adjusted_rand(truth, c, W)], len(rows), n_boot, seed, level
+                [lambda W, c=labels, t=t: M.adjusted_rand(t, c, W)], len(pos), n_boot, seed, level
             )
-            nmi = Estimate(
-                float(M.normalized_mutual_info(truth, labels, np.ones((1, len(rows))))[0])
-            )
+            nmi = Estimate(float(M.normalized_mutual_info(t, labels, np.ones((1, len(pos))))[0]))
             n_clusters = len(np.unique(labels[labels >= 0]))
-            param = f"k={k}" if method == "kmeans" else ""
             common = {
                 **base,
                 "feature_set": fs,
                 "probe": method,
                 "n_train": 0,
-                "n_test": len(rows),
-                "param": param,
+                "n_test": len(pos),
+                "param": "; ".join(notes),
             }
             for name, e in (("ari", ari), ("nmi", nmi)):
                 metric_rows.append(
@@ -234,7 +266,7 @@ def run_clustering(
                     }
                 )
             extra = [
-                ("silhouette", _silhouette(Z, labels, settings)),
+                ("silhouette", _silhouette(Z[pos] if len(pos) < n else Z, labels, settings)),
                 ("n_clusters", float(n_clusters)),
             ]
             if method == "hdbscan":
@@ -250,8 +282,8 @@ def run_clustering(
                         "task": task.name,
                         "feature_set": fs,
                         "method": method,
-                        "id": ids[rows],
-                        "label": truth,
+                        "id": ids[rows[pos]],
+                        "label": t,
                         "cluster": labels,
                     }
                 )

@@ -15,6 +15,7 @@ import pandas as pd
 
 from sciclr.data.records import SPLITS
 from sciclr.errors import SciclrError
+from sciclr.io import load_matrix
 
 __all__ = ["load_features", "parse_named_paths", "read_records"]
 
@@ -57,21 +58,24 @@ def parse_named_paths(items: Sequence[str], flag: str = "--features") -> dict[st
 
 
 def load_features(path: str | Path, ids: Sequence[str] | np.ndarray) -> np.ndarray:
-    """Load ``X`` from an ``.npz`` (arrays ``ids``, ``X``) in the order of ``ids``.
+    """Load the matrix of an ``.npz`` (arrays ``ids`` and ``X``, or its CSR form ``X_data``,
+    ``X_indices``, ``X_indptr``, ``X_shape``: :func:`sciclr.io.save_matrix`) in the order of
+    ``ids``.
 
-    Returns float32 ``(len(ids), d)``. Extra rows in the file are ignored (e.g. rejected
-    records); a record without a row is an error.
+    Returns float32 ``(len(ids), d)``, dense (a CSR file is expanded exactly). Extra rows in
+    the file are ignored (e.g. rejected records); a record without a row is an error.
     """
     path = Path(path)
     if not path.exists():
         raise SciclrError(f"{path}: feature file not found")
     try:
         with np.load(path, allow_pickle=False) as z:
-            if "X" not in z or "ids" not in z:
-                raise SciclrError(f"{path}: expected arrays 'ids' and 'X', found {list(z.keys())}")
-            X = np.asarray(z["X"], dtype=np.float32)
-            fids = np.asarray(z["ids"]).astype(str)
-    except (OSError, ValueError) as exc:
+            keys = list(z.keys())
+        if "ids" not in keys or not ("X" in keys or "X_data" in keys):
+            raise SciclrError(f"{path}: expected arrays 'ids' and 'X', found {keys}")
+        fids, X = load_matrix(path)
+        fids = np.asarray(fids).astype(str)
+    except (OSError, ValueError, KeyError) as exc:
         raise SciclrError(f"{path}: cannot read feature file ({exc})") from None
     if X.ndim != 2 or len(X) != len(fids):
         raise SciclrError(
@@ -89,8 +93,10 @@ def load_features(path: str | Path, ids: Sequence[str] | np.ndarray) -> np.ndarr
                 f"{path}: record {str(missing[0])!r} has no feature row ({len(missing)} missing)"
             )
         X = X[idx]
-    finite = np.isfinite(X).all(axis=1)
-    if not finite.all():
-        i = int(np.flatnonzero(~finite)[0])
-        raise SciclrError(f"{path}: record {str(want[i])!r} has non-finite features (NaN/inf)")
+    step = max(1, (1 << 22) // max(X.shape[1], 1))  # blocks of ~4 M cells: no n x d mask
+    for lo in range(0, len(X), step):
+        finite = np.isfinite(X[lo : lo + step]).all(axis=1)
+        if not finite.all():
+            i = lo + int(np.flatnonzero(~finite)[0])
+            raise SciclrError(f"{path}: record {str(want[i])!r} has non-finite features (NaN/inf)")
     return X

@@ -1,5 +1,6 @@
-"""``sciclr probe``, ``cluster``, ``verdict``, ``diagnostics``, ``figures``, ``sweep-summary``:
-argument parsing only; the steps are :mod:`sciclr.analysis.steps`."""
+"""``sciclr probe``, ``cluster``, ``verdict``, ``diagnostics``, ``figures``, ``sweep-summary``,
+``finetune-summary``: argument parsing only; the steps are :mod:`sciclr.analysis.steps` (and
+:mod:`sciclr.analysis.finetune`)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,38 @@ def _sweep(a: argparse.Namespace) -> None:
     from sciclr.analysis.steps import run_sweep_summary
 
     run_sweep_summary(a.params, a.inputs, a.out, a.figure)
+
+
+def _finetune_summary(a: argparse.Namespace) -> None:
+    from sciclr.analysis.finetune import run_finetune_summary
+
+    run_finetune_summary(a.params, a.records, a.runs, a.out, a.comparisons, a.dataset)
+
+
+def _register_finetune_summary(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "finetune-summary",
+        help="score fine-tuned vs from-scratch runs (bootstrap CIs, paired differences)",
+        description="Reads the test predictions of `sciclr finetune` runs; writes each run's "
+        "main metric with its bootstrap CI and, per task and fraction, the paired bootstrap "
+        "of SSL-initialised minus from-scratch (delta > 0 = SSL better).",
+    )
+    _common(p, features=False)
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        metavar="TASK/INIT/FRACTION=PATH",
+        help="predictions.tsv of each run, e.g. label/ssl/0.1=runs/label/ssl_0.1/predictions.tsv "
+        "(INIT: ssl or scratch)",
+    )
+    p.add_argument("--out", required=True, help="finetune.tsv (one row per task, init, fraction)")
+    p.add_argument(
+        "--comparisons",
+        required=True,
+        help="finetune_comparisons.tsv (verdict columns, kind finetune)",
+    )
+    p.set_defaults(func=_finetune_summary)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -202,3 +235,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="summary TSV")
     p.add_argument("--figure", default=None, help="PNG path (an SVG is written next to it)")
     p.set_defaults(func=_sweep)
+
+    _register_finetune_summary(sub)

@@ -1,4 +1,5 @@
-"""``sciclr train`` and ``sciclr embed``: thin argument parsing around :mod:`sciclr.train.run`."""
+"""``sciclr train``, ``sciclr embed`` and ``sciclr finetune``: thin argument parsing around
+:mod:`sciclr.train.run` and :mod:`sciclr.train.finetune`."""
 
 from __future__ import annotations
 
@@ -37,8 +38,54 @@ def _embed(args: argparse.Namespace) -> None:
     run_embedding(load_params(args.params), args.data, args.checkpoint, args.out)
 
 
+def _finetune(args: argparse.Namespace) -> None:
+    from sciclr.train.finetune import run_finetune
+
+    run_finetune(
+        load_params(args.params),
+        args.data,
+        args.task,
+        args.fraction,
+        args.out,
+        checkpoint=args.checkpoint,
+    )
+
+
+def _register_finetune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="train an encoder + task head end to end on one task (from a checkpoint or "
+        "from scratch), early-stopped on val",
+        description="Fine-tune the SSL encoder (--checkpoint) or the same architecture from "
+        "random initialisation (no --checkpoint) with a linear head on one task, using "
+        "--fraction of its train labels; keeps the best val epoch and writes predictions.tsv "
+        "(test split: id, y_true, y_pred, score), metrics.csv (one row per epoch) and "
+        "summary.json into --out. Settings: the finetune: section of --params. Not resumable: "
+        "a stopped run starts over.",
+    )
+    add_params(p)
+    p.add_argument("--data", required=True, help="processed data folder (data.pt, records.tsv)")
+    p.add_argument(
+        "--task", required=True, help="name of a configured task (derived tasks are not tuned)"
+    )
+    p.add_argument(
+        "--fraction",
+        type=float,
+        required=True,
+        help="fraction of the task's train labels in (0, 1] (a seeded, class-stratified subset)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint.pt of `sciclr train` to start from (init ssl); omit to train from "
+        "scratch (seeded by train.seed)",
+    )
+    p.add_argument("--out", required=True, help="run folder for the outputs")
+    p.set_defaults(func=_finetune)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``train`` and ``embed`` verbs to the ``sciclr`` parser."""
+    """Add the ``train``, ``embed`` and ``finetune`` verbs to the ``sciclr`` parser."""
     p = sub.add_parser(
         "train",
         help="train the contrastive model of one data set (resumes from its resume state)",
@@ -95,3 +142,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output .npz (arrays ids, X)")
     p.set_defaults(func=_embed)
+
+    _register_finetune(sub)

@@ -1,8 +1,8 @@
 """Collating crystal graphs into :class:`torch_geometric.data.Batch` objects by pure indexing.
 
-:class:`CrystalSource` keeps a preprocessed payload as flat arrays (atoms, edges, crystals, each
-with a ``ptr``); a batch is a handful of segment gathers over them, with no per-crystal Python
-loop, returned as a :class:`CrystalBatch`, which *is* a PyG ``Batch`` (and ``Data``).
+:class:`CrystalSource` reads a preprocessed payload's flat arrays (atoms, edges, crystals, each
+with a ``ptr``; memory-mapped in training and embedding) in place; a batch is a handful of
+segment gathers over them, with no per-crystal Python loop, returned as a :class:`CrystalBatch`, which *is* a PyG ``Batch`` (and ``Data``).
 """
 
 from __future__ import annotations
@@ -153,61 +153,61 @@ def segment_arange(counts: torch.Tensor) -> torch.Tensor:
 
 
 class CrystalSource:
-    """Random access to a preprocessed crystal payload; tensors are moved to a device once."""
+    """Random access to a preprocessed crystal payload, read one batch's rows at a time.
 
-    _KEYS = (
-        "atom_ptr",
-        "edge_ptr",
-        "z",
-        "edge_index",
-        "edge_vec",
-        "edge_dist",
-        "composition",
-        "xrd",
-    )
+    The payload's flat arrays stay as they were loaded (memory-mapped by
+    :func:`sciclr.train.run.load_data`): a batch gathers its atoms and edges from them and
+    widens only those to int64 (``z`` is stored as uint8, ``edge_index`` as int32), so memory
+    holds one batch, never a converted copy of the whole data set. The lattice descriptors
+    (``(n, 37)`` float32, :func:`sciclr.data.lattice.lattice_invariants`; the lattice is never
+    augmented) are computed once per device, in blocks of 512 cells as before, so batches get
+    bit-identical values.
+    """
 
     def __init__(self, payload: Mapping[str, Any]) -> None:
         self.payload = payload
-        self._cache: dict[str, dict[str, torch.Tensor]] = {}
+        self._cells: dict[str, torch.Tensor] = {}
+        self._atom_ptr = torch.as_tensor(payload["atom_ptr"]).long()
+        self._edge_ptr = torch.as_tensor(payload["edge_ptr"]).long()
 
     def __len__(self) -> int:
         return len(self.payload["atom_ptr"]) - 1
 
-    def _on(self, device: torch.device) -> dict[str, torch.Tensor]:
+    def _cell(self, device: torch.device) -> torch.Tensor:
         key = str(device)
-        if key not in self._cache:
-            p = self.payload
-            t = {k: p[k].to(device) for k in self._KEYS}
-            t["z"] = t["z"].long()
-            t["edge_index"] = t["edge_index"].long()
-            # the lattice is never augmented: its descriptors are computed once per source
-            t["cell"] = lattice_invariants(p["lattice"].to(device), torch.diff(t["atom_ptr"]))
-            self._cache[key] = t
-        return self._cache[key]
+        if key not in self._cells:
+            lattice = torch.as_tensor(self.payload["lattice"]).to(device)
+            self._cells[key] = lattice_invariants(lattice, torch.diff(self._atom_ptr).to(device))
+        return self._cells[key]
 
     def batch(self, idx: torch.Tensor, device: torch.device | str = "cpu") -> CrystalBatch:
-        """Collate graphs ``idx`` (int64) on ``device``: segment gathers over flat arrays."""
+        """Collate graphs ``idx`` (int64) on ``device``: segment gathers over the flat arrays
+        (on the CPU, where the payload lives), then the batch's tensors move to ``device``."""
         device = torch.device(device)
-        t = self._on(device)
-        idx = idx.to(device).long()
-        a_ptr, e_ptr = t["atom_ptr"], t["edge_ptr"]
+        p = self.payload
+        idx = torch.as_tensor(idx).cpu().long()
+        a_ptr, e_ptr = self._atom_ptr, self._edge_ptr
         a_cnt = a_ptr[idx + 1] - a_ptr[idx]
         e_cnt = e_ptr[idx + 1] - e_ptr[idx]
-        graph = torch.arange(len(idx), device=device)
+        graph = torch.arange(len(idx))
         atom_graph = torch.repeat_interleave(graph, a_cnt)
         atoms = a_ptr[idx][atom_graph] + segment_arange(a_cnt)
         edge_graph = torch.repeat_interleave(graph, e_cnt)
         edges = e_ptr[idx][edge_graph] + segment_arange(e_cnt)
         new_start = torch.cumsum(a_cnt, 0) - a_cnt
+
+        def on(t: Tensor) -> Tensor:
+            return t.to(device, non_blocking=True)
+
         return CrystalBatch(
-            z=t["z"][atoms],
-            batch=atom_graph,
-            edge_index=t["edge_index"][:, edges] + new_start[edge_graph],
-            edge_vec=t["edge_vec"][edges],
-            edge_dist=t["edge_dist"][edges],
-            composition=t["composition"][idx],
-            xrd=t["xrd"][idx],
-            cell=t["cell"][idx],
+            z=on(p["z"][atoms].long()),
+            batch=on(atom_graph),
+            edge_index=on(p["edge_index"][:, edges].long() + new_start[edge_graph]),
+            edge_vec=on(p["edge_vec"][edges]),
+            edge_dist=on(p["edge_dist"][edges]),
+            composition=on(p["composition"][idx]),
+            xrd=on(p["xrd"][idx]),
+            cell=self._cell(device)[idx.to(device)],
             num_graphs=len(idx),
-            ptr=cumsum(a_cnt),
+            ptr=on(cumsum(a_cnt)),
         )

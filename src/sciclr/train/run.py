@@ -37,16 +37,22 @@ __all__ = ["embed_files", "load_data", "resolve_world_size", "run_embedding", "r
 COSMETIC_KEYS = ("log_every", "tensorboard", "profile_steps", "embed_batch_size")
 
 
-def load_data(data_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
+def load_data(data_dir: str | Path, mmap: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
     """``(payload, records)`` from a gathered data folder; records columns are strings, a missing
-    label is ``""``."""
+    label is ``""``.
+
+    ``mmap`` (default): the payload's tensors are mapped from ``data.pt``, not read
+    (:func:`sciclr.io.load_torch`), so training and embedding, which gather one batch's rows at
+    a time (:mod:`sciclr.data.dna.batch`, :mod:`sciclr.data.crystal_batch`), hold the index
+    arrays and the pages their batches touch rather than the data set. Values are those of a
+    plain load (tested); the mapping is private, so an in-place change never reaches the file."""
     data_dir = Path(data_dir)
     data_pt, rec_tsv = data_dir / "data.pt", data_dir / "records.tsv"
     for path in (data_pt, rec_tsv):
         if not path.exists():
             raise SciclrError(f"{path}: not found (run `sciclr gather` first)")
     try:
-        payload = load_torch(data_pt)
+        payload = load_torch(data_pt, mmap=mmap)
     except Exception as exc:
         raise SciclrError(f"{data_pt}: cannot read payload ({type(exc).__name__}: {exc})") from None
     records = pd.read_csv(rec_tsv, sep="\t", dtype=str, keep_default_na=False)

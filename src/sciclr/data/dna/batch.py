@@ -1,4 +1,8 @@
-"""Random access to a preprocessed DNA payload: collating a batch is gathering ragged rows."""
+"""Random access to a preprocessed DNA payload: collating a batch is gathering ragged rows.
+
+The flat arrays are read where they are (memory-mapped by :func:`sciclr.train.run.load_data`):
+a batch gathers its rows, so memory holds the offsets and one batch, not the data set.
+"""
 
 from __future__ import annotations
 
@@ -62,3 +66,21 @@ class DnaDataSource:
                 self.tokens, self.token_offsets, idx, cap, TOKEN_PAD
             )
         return {k: v.to(device, non_blocking=True) for k, v in out.items()}
+
+    @staticmethod
+    def split_rows(
+        batch: Mapping[str, torch.Tensor], max_cells: int
+    ) -> list[dict[str, torch.Tensor]]:
+        """``batch`` cut into consecutive row blocks of at most ``max_cells`` padded positions
+        (rows x width, at least one row), each keeping the batch's width.
+
+        What the embedding forwards one at a time: the stem's activations are
+        ``rows x width x stem_channels`` floats (x 2 strands), so a block bounds them whatever
+        the records' lengths. The encoders compute each row on its own at a given width, so
+        the blocks' embeddings are bit-identical to the whole batch's (tested); only the width
+        would change the last bits, and the blocks keep it."""
+        n, width = batch["codes"].shape
+        rows = max(1, int(max_cells) // max(width, 1))
+        if rows >= n:
+            return [dict(batch)]
+        return [{k: v[i : i + rows] for k, v in batch.items()} for i in range(0, n, rows)]
