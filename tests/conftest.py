@@ -30,6 +30,19 @@ def require(available: bool, what: str) -> None:
         pytest.skip(what)
 
 
+#: session fixtures that run a whole workflow: every test using one (directly or through another
+#: fixture) goes to the same xdist worker (``--dist loadgroup``), so each is built once
+SHARED_RUNS = ("tiny_run",)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for name in SHARED_RUNS:
+            if name in item.fixturenames and not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group(name))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Tests marked ``browser`` need headless Chromium (a system package): checked before any

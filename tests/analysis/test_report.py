@@ -20,6 +20,9 @@ from sciclr.errors import SciclrError
 
 from .conftest import toy_params
 
+# its fixtures run a small analysis once: keep the module on one xdist worker
+pytestmark = pytest.mark.xdist_group("report")
+
 PARAMS = {"datasets": {"toy": toy_params()}}
 
 

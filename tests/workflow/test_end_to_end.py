@@ -172,9 +172,12 @@ datasets:
       - {column: crystal_system, type: classification, cluster: true}
     train: {epochs: 1}
     analysis: {targets: {}, clustering: [kmeans]}
+    finetune: {tasks: [Ef]}
 """
     )
-    proc = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", "byod.yaml")
+    # up to the probes: what the overlay changes (inputs, columns, labels, splits) ends there
+    probes = [f"results/{ds}/metrics/probe.tsv" for ds in ("genomics", "materials")]
+    proc = snakemake(work, *probes, "--cores", "2", "--configfile", "config/test.yaml", "byod.yaml")
     assert proc.returncode == 0, proc.stderr[-5000:]
     dna = read_tsv(work / "results/genomics/metrics/probe.tsv")
     assert {"organism", "gc"} <= set(dna["task"])
@@ -287,7 +290,8 @@ datasets:
     baselines: {kmer_k: [4]}
     pretrained: {dataset: genomics}
     train: {epochs: 0}
-    analysis: {bootstrap: 50, cv_folds: 2, knn_k: 3, umap: false, clustering: [kmeans]}
+    analysis: {bootstrap: 50, cv_folds: 2, knn_k: 3, umap: false, clustering: [kmeans],
+               label_fractions: [0.1, 1.0], label_repeats: 2}
 """
     )
     proc = snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", "transfer.yaml")
