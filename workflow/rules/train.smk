@@ -13,6 +13,8 @@ rule train:
         f"{LOGS}/{{ds}}/train_{{run}}.log",
     benchmark:
         f"{BENCH}/{{ds}}/train_{{run}}.tsv"
+    # training is the longest chain of a run: start it before the other data set's analysis
+    priority: 10
     conda:
         "../../environment.yml"
     threads: compute("train", "threads")

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from sciclr.analysis.bootstrap import Estimate, resample_weights
 from sciclr.analysis.probes import fit_predict
@@ -127,6 +129,34 @@ def _scores(
     return point, np.concatenate(parts, axis=1)
 
 
+def _fit_all(
+    task: TaskData,
+    features: Mapping[str, np.ndarray],
+    fits: Sequence[tuple[str, str, np.ndarray]],
+    test: np.ndarray,
+    settings: Settings,
+    threads: int,
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Test predictions of every ``(feature set, probe, train subset)`` fit, in order.
+
+    The fits are independent, so ``threads`` of them run at once (joblib threads; the
+    solvers release the GIL), each with one BLAS thread: one L-BFGS fit keeps about one core
+    busy, so this is what a job's ``threads`` buys. The results do not depend on ``threads``
+    (tested)."""
+    empty = np.array([], dtype=np.int64)
+
+    def one(fs: str, probe: str, sub: np.ndarray):
+        rows = {"train": sub, "val": empty, "test": test}
+        y_pred, score, _ = fit_predict(probe, task, features[fs], rows, settings, 1)
+        return y_pred, score
+
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return Parallel(n_jobs=max(1, int(threads)), prefer="threads")(
+            delayed(one)(fs, probe, sub) for fs, probe, sub in fits
+        )
+
+
 def label_efficiency(
     settings: Settings,
     ids: np.ndarray,
@@ -146,34 +176,30 @@ def label_efficiency(
         test = np.flatnonzero((splits == "test") & task.valid)
         if len(train) == 0 or len(test) == 0:
             continue
-        rows_empty = np.array([], dtype=np.int64)
         seed = task_seed(settings["seed"], task.name)
         for fraction in fractions:
             repeats = 1 if fraction >= 1.0 else n_repeats
             subsets = [train[draw_subset(task, train, fraction, seed + r)] for r in range(repeats)]
-            for fs, X in features.items():
-                probes = ["linear", *(["rf"] if fs in settings["rf_features"] else [])]
-                for probe in probes:
-                    preds = []
-                    for sub in subsets:
-                        rows = {"train": sub, "val": rows_empty, "test": test}
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore", ConvergenceWarning)
-                            y_pred, score, _ = fit_predict(probe, task, X, rows, settings, threads)
-                        preds.append((y_pred, score))
-                    point, samples = _scores(task, task.y[test], preds, n_boot, seed)
-                    points.append(
-                        _Point(task, fs, probe, fraction, len(subsets[0]), point, samples)
-                    )
-                    log.info(
-                        "label efficiency %s / %s / %s at %g: %s = %.4f",
-                        task.name,
-                        fs,
-                        probe,
-                        fraction,
-                        task.metric,
-                        float(np.nanmean(point)),
-                    )
+            cells = [
+                (fs, probe)
+                for fs in features
+                for probe in ["linear", *(["rf"] if fs in settings["rf_features"] else [])]
+            ]
+            fits = [(fs, probe, sub) for fs, probe in cells for sub in subsets]
+            preds = _fit_all(task, features, fits, test, settings, threads)
+            for k, (fs, probe) in enumerate(cells):
+                mine = preds[k * repeats : (k + 1) * repeats]
+                point, samples = _scores(task, task.y[test], mine, n_boot, seed)
+                points.append(_Point(task, fs, probe, fraction, len(subsets[0]), point, samples))
+                log.info(
+                    "label efficiency %s / %s / %s at %g: %s = %.4f",
+                    task.name,
+                    fs,
+                    probe,
+                    fraction,
+                    task.metric,
+                    float(np.nanmean(point)),
+                )
     sizes = {len(p.per_repeat) for p in points}
     draws = {r: _repeat_draws(r, n_boot, int(settings["seed"])) for r in sizes}
     curve = pd.DataFrame(
