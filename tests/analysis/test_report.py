@@ -768,3 +768,29 @@ def test_the_report_says_what_each_pairing_shares(toy_results):
     html = (toy_results / "report.html").read_text()
     assert "Contrastive views" in html
     assert "crop ↔ k-mer profile</strong>: a crop and the canonical 4-mer profile" in html
+
+
+def test_a_subsampled_step_is_named_in_the_notes_and_a_full_one_is_not():
+    from sciclr.analysis.report_data import _subsample_notes
+
+    probe = pd.DataFrame(
+        {
+            "task": ["t", "t", "u"],
+            "param": [
+                "C=0.1; subsample 20,000 of 81,000 train items (max_items)",
+                "C=1; subsample 20,000 of 81,000 train items (max_items)",  # same subsample
+                "C=1",
+            ],
+        }
+    )
+    clusters = pd.DataFrame(
+        {
+            "task": ["t"],
+            "param": ["k=11; centres fitted on 10,000 of 39,000 items (max_items_cluster)"],
+        }
+    )
+    assert _subsample_notes(probe, clusters) == (
+        "probes, task t: subsample 20,000 of 81,000 train items (analysis.max_items)",
+        "clustering, task t: centres fitted on 10,000 of 39,000 items (analysis.max_items_cluster)",
+    )
+    assert _subsample_notes(probe[probe["task"] == "u"], clusters.iloc[:0]) == ()

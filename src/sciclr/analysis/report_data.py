@@ -10,6 +10,7 @@ escapes them, so a new section needs a field here and a block there, nothing els
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -1108,6 +1109,7 @@ def _dataset(
     train_summary = inp.json("train_summary") if inp.given("train_summary") else {}
     training = inp.file("training_metrics") if inp.given("training_metrics") else None
     figures, notes = _figures(inp)
+    notes = (*_subsample_notes(probe, clusters), *notes)
     finetune = _finetune(inp, units)
     ft_comp = inp.table("finetune_comparisons") if inp.given("finetune_comparisons") else None
     return DatasetReport(
@@ -1130,6 +1132,27 @@ def _dataset(
         label_efficiency=_label_efficiency(inp, figures, primary, units),
         finetune=finetune,
     )
+
+
+#: the clause a probe's or clustering's ``param`` note carries when it ran on a subsample
+_SUBSAMPLE = re.compile(
+    r"(subsample [^;]*\(max_items[^)]*\)|centres fitted on [^;]*\(max_items[^)]*\))"
+)
+
+
+def _subsample_notes(probe: pd.DataFrame, clusters: pd.DataFrame) -> tuple[str, ...]:
+    """One line per task and step that ran on a seeded subsample above ``analysis.max_items``
+    (``max_items_cluster``), as its ``param`` notes say; none on data below the caps."""
+    out: dict[str, None] = {}
+    for step, df in (("probes", probe), ("clustering", clusters)):
+        if df.empty or "param" not in df:
+            continue
+        for task, param in df[["task", "param"]].drop_duplicates().itertuples(index=False):
+            for clause in _SUBSAMPLE.findall(str(param) if pd.notna(param) else ""):
+                out[
+                    f"{step}, task {task}: {clause.replace('(max_items', '(analysis.max_items')}"
+                ] = None
+    return tuple(out)
 
 
 def _pairings(section: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
