@@ -239,27 +239,39 @@ OUTPUT_FLAGS = {
     "figures": {"--out-dir"},
 }
 SHARD_FILES = ("data.pt", "records.parquet", "rejects.tsv", "counts.json")
+#: options that take several values (every other option takes one)
+MULTI_VALUE = {"--features", "--embeddings", "--targets", "--names"}
 
 
 def input_mb(args: list[str]) -> float:
     """MB of the files a verb's arguments name as inputs (what Snakemake's ``input.size_mb``
     of the rule's job is): paths after input options and positional paths, a data folder's
-    ``data.pt`` + ``records.tsv``, a shard folder's files, the report's ``--inputs`` files."""
+    ``data.pt`` + ``records.tsv``, a shard folder's files, the report's ``--inputs`` files, and
+    for ``parse`` (``preprocess`` without ``--parsed``) the raw files its ``--params`` name."""
     verb, outs = args[0], OUTPUT_FLAGS.get(args[0], {"--out"})
     paths: list[Path] = []
-    prev = ""
+    flag = ""  # the option the next value belongs to ("" = positional)
     for a in args[1:]:
         if a.startswith("--"):
-            prev = a
+            flag = a
             continue
-        if prev in outs or prev == "--params":
+        this = flag
+        if flag not in MULTI_VALUE:  # one value; what follows is positional (gather's shards)
+            flag = ""
+        if this in outs:
             continue
-        if prev == "--inputs":
+        if this == "--params":
+            if verb in ("parse", "preprocess") and "--parsed" not in args:
+                sec = json.loads(Path(a.removeprefix("@")).read_text())
+                raw = sec["input"] if isinstance(sec["input"], list) else [sec["input"]]
+                paths += [Path(x) for x in [*raw, sec.get("labels")] if x]
+            continue
+        if this == "--inputs":
             for kinds in json.loads(Path(a.removeprefix("@")).read_text()).values():
                 paths += [Path(v) for v in kinds.values()]
             continue
         path = Path(a.split("=", 1)[1] if "=" in a and not a.startswith("/") else a)
-        if prev == "--data":
+        if this == "--data":
             paths += [path / "data.pt", path / "records.tsv"]
         elif path.is_dir() and verb == "gather":
             paths += [path / f for f in SHARD_FILES]
