@@ -79,6 +79,7 @@ MODEL_CFG: dict[str, Any] = {
         "xrd_shift": 2,
         "xrd_noise": 0.05,
         "composition_noise": 0.0,
+        "strain": 0.0,  # current revision only (the baseline ignores it)
     },
     "model": {
         "pairing": ["composition", "xrd"],

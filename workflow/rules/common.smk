@@ -347,23 +347,28 @@ def finetune_task_pattern():
 
 # Memory a job asks for (`resources: mem_mb`), from the size of its input files: a fixed base
 # plus a factor per MB of input, never below compute.<step>.mem_mb (the floor); a retry
-# (attempt 2, 3) asks for 1.5x, 2x. Base and factor per rule come from the measured scaling
-# (benchmarks/scaling.py: peak RSS against input size; README, Benchmarks);
+# (attempt 2, 3) asks for 1.5x, 2x. Base and factor: peak RSS against input MB between the 1x
+# and 4x DNA sizes of `python benchmarks/scaling.py --quick` (2026-12-01, 2 cores; README,
+# Benchmarks), rounded up; the rules DNA does not run (parse_shard) and those the run did not
+# reach (label_efficiency, recovery, verdict) keep the factor of their neighbour, unmeasured.
 # compute.<step>.mem_mb_per_input_mb replaces every factor of the step. Sizes are summed here
 # rather than read from `input.size_mb`, which is <TBD> for inputs that do not exist yet (a dry
 # run's plan); Snakemake re-evaluates resources once a job's inputs exist, before it starts.
 MEM_MODEL = {  # rule: (base MB, MB per input MB)
-    "parse_shard": (600, 3.0),
-    "preprocess_shard": (700, 3.0),
-    "gather": (500, 3.0),
-    "features": (600, 3.0),
-    "train": (1500, 2.0),
-    "embed": (1200, 2.0),
-    "probe": (700, 4.0),
-    "cluster": (700, 4.0),
-    "label_efficiency": (700, 4.0),
-    "recovery": (700, 4.0),
-    "verdict": (500, 2.0),
+    "parse_shard": (400, 7.0),  # unmeasured: as preprocess_shard
+    "preprocess_shard": (
+        400,
+        7.0,
+    ),  # measured 370 -> 514 MB for 8.0 -> 29.3 MB of FASTA
+    "gather": (400, 34.0),  # 574 -> 1268 MB for 7.2 -> 28.0 MB of shards
+    "features": (450, 15.0),  # 6-mer profiles: 438 -> 759 MB for 7.4 -> 28.8 MB
+    "train": (2200, 3.0),  # 2178 -> 2238 MB: memory-mapped, flat in n
+    "embed": (1200, 68.0),  # 1781 -> 3230 MB for 9.7 -> 31.1 MB (grows; see README)
+    "probe": (450, 7.0),  # 820 -> 2075 MB for 63 -> 251 MB of features
+    "cluster": (450, 4.0),  # 685 -> 1404 MB for 63 -> 251 MB
+    "label_efficiency": (450, 7.0),  # unmeasured at 4x: as probe
+    "recovery": (450, 7.0),  # unmeasured at 4x: as probe
+    "verdict": (400, 2.0),  # unmeasured: small inputs
 }
 
 
