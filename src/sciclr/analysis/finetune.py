@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sciclr.analysis.bootstrap import paired_difference
 from sciclr.analysis.inputs import read_records
-from sciclr.analysis.scoring import Prediction, metric_functions, score_prediction, task_seed
+from sciclr.analysis.scoring import Prediction, score_prediction
 from sciclr.analysis.spec import Settings, TaskData, resolve_tasks
-from sciclr.analysis.verdict import VERDICT_COLUMNS, comparison_row
+from sciclr.analysis.verdict import VERDICT_COLUMNS, comparison_row, paired_main_metric
 from sciclr.config import load_params
 from sciclr.errors import SciclrError
 from sciclr.io import write_table
@@ -189,18 +188,10 @@ def compare_finetune(
             raise SciclrError(
                 f"--runs: task {name!r} at fraction {fraction:g}: the runs disagree on y_true"
             )
-        fa = metric_functions(task.type, [task.metric], ya, pa, sa, task.positive)
-        fb = metric_functions(task.type, [task.metric], ya, pb, sb, task.positive)
-        if task.metric not in fa or task.metric not in fb:
+        paired = paired_main_metric(settings, task, ya, (pa, sa), (pb, sb))
+        if paired is None:
             continue
-        ea, eb, d = paired_difference(
-            fa[task.metric],
-            fb[task.metric],
-            len(ya),
-            int(settings["bootstrap"]),
-            task_seed(settings["seed"], task.name),
-            float(settings["ci_level"]),
-        )
+        ea, eb, d = paired
         row = comparison_row(
             settings,
             "finetune",

@@ -137,6 +137,30 @@ def _task_arrays(
     )
 
 
+def paired_main_metric(
+    settings: Settings,
+    task: TaskData,
+    y_true: np.ndarray,
+    a: tuple[np.ndarray, np.ndarray | None],
+    b: tuple[np.ndarray, np.ndarray | None],
+) -> tuple[Estimate, Estimate, Estimate] | None:
+    """The task's main metric of predictions ``a`` and ``b`` (``(y_pred, score)``) of the same
+    test items, and their paired bootstrap difference (same resamples, the task's seed);
+    None when the metric is undefined for them (e.g. ROC-AUC of one class)."""
+    fa = metric_functions(task.type, [task.metric], y_true, a[0], a[1], task.positive)
+    fb = metric_functions(task.type, [task.metric], y_true, b[0], b[1], task.positive)
+    if task.metric not in fa or task.metric not in fb:
+        return None
+    return paired_difference(
+        fa[task.metric],
+        fb[task.metric],
+        len(y_true),
+        int(settings["bootstrap"]),
+        task_seed(settings["seed"], task.name),
+        float(settings["ci_level"]),
+    )
+
+
 def compare_predictions(
     settings: Settings, tasks: Sequence[TaskData], preds: pd.DataFrame
 ) -> list[dict[str, object]]:
@@ -177,18 +201,10 @@ def compare_predictions(
             g = g.loc[a.index]
             ta, pa, sa = _task_arrays(a, task)
             _, pb, sb = _task_arrays(g, task)
-            fa = metric_functions(task.type, [task.metric], ta, pa, sa, task.positive)
-            fb = metric_functions(task.type, [task.metric], ta, pb, sb, task.positive)
-            if task.metric not in fa or task.metric not in fb:
+            paired = paired_main_metric(settings, task, ta, (pa, sa), (pb, sb))
+            if paired is None:
                 continue
-            ea, eb, d = paired_difference(
-                fa[task.metric],
-                fb[task.metric],
-                len(ta),
-                int(settings["bootstrap"]),
-                task_seed(settings["seed"], task.name),
-                float(settings["ci_level"]),
-            )
+            ea, eb, d = paired
             summary = sprobe == vprobe and (probe == vprobe or probe in ("rf", "dummy"))
             rows.append(
                 comparison_row(
