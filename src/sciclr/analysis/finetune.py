@@ -22,7 +22,7 @@ import pandas as pd
 from sciclr.analysis.inputs import read_records
 from sciclr.analysis.scoring import Prediction, score_prediction
 from sciclr.analysis.spec import Settings, TaskData, resolve_tasks
-from sciclr.analysis.verdict import VERDICT_COLUMNS, comparison_row, paired_main_metric
+from sciclr.analysis.verdict import VERDICT_COLUMNS, comparison_row, paired_main_metric, task_arrays
 from sciclr.config import load_params
 from sciclr.errors import SciclrError
 from sciclr.io import write_table
@@ -99,17 +99,6 @@ def read_run_predictions(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def _arrays(df: pd.DataFrame, task: TaskData):
-    if task.type == "regression":
-        return df["y_true"].astype(float).to_numpy(), df["y_pred"].astype(float).to_numpy(), None
-    score = pd.to_numeric(df["score"], errors="coerce").to_numpy()
-    return (
-        df["y_true"].to_numpy(),
-        df["y_pred"].to_numpy(),
-        None if np.isnan(score).all() else score,
-    )
-
-
 def _task(tasks: Mapping[str, TaskData], name: str) -> TaskData:
     if name not in tasks:
         raise SciclrError(f"--runs: task {name!r} is not a task of this data set ({list(tasks)})")
@@ -123,7 +112,7 @@ def score_finetune(
     rows = []
     for run in runs:
         task = _task(tasks, run.task)
-        y_true, y_pred, score = _arrays(run.predictions, task)
+        y_true, y_pred, score = task_arrays(run.predictions, task)
         pred = Prediction(
             dataset=settings.dataset,
             task=task.name,
@@ -182,8 +171,8 @@ def compare_finetune(
                 "were scored on different test items"
             )
         b = b.loc[a.index]
-        ya, pa, sa = _arrays(a, task)
-        yb, pb, sb = _arrays(b, task)
+        ya, pa, sa = task_arrays(a, task)
+        yb, pb, sb = task_arrays(b, task)
         if not np.array_equal(np.asarray(ya).astype(str), np.asarray(yb).astype(str)):
             raise SciclrError(
                 f"--runs: task {name!r} at fraction {fraction:g}: the runs disagree on y_true"

@@ -124,9 +124,11 @@ def comparison_row(
     }
 
 
-def _task_arrays(
+def task_arrays(
     df: pd.DataFrame, task: TaskData
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(y_true, y_pred, score)`` of a predictions table (``score`` None when it is empty),
+    typed for the task's metrics."""
     if task.type == "regression":
         return df["y_true"].astype(float).to_numpy(), df["y_pred"].astype(float).to_numpy(), None
     score = pd.to_numeric(df["score"], errors="coerce").to_numpy()
@@ -199,8 +201,8 @@ def compare_predictions(
                     "were scored on different test items"
                 )
             g = g.loc[a.index]
-            ta, pa, sa = _task_arrays(a, task)
-            _, pb, sb = _task_arrays(g, task)
+            ta, pa, sa = task_arrays(a, task)
+            _, pb, sb = task_arrays(g, task)
             paired = paired_main_metric(settings, task, ta, (pa, sa), (pb, sb))
             if paired is None:
                 continue
