@@ -15,15 +15,39 @@ row ``i`` = record ``i``:
 =================  =====================  ==============================================
 """
 
-from sciclr.data.dna.codes import decode, encode, tokenize
-from sciclr.data.dna.files import read_records, sniff_format, split_fasta
-from sciclr.data.dna.ingest import merge_dna, preprocess_dna_shard
-from sciclr.data.dna.kmers import (
-    canonical_kmer_index,
-    kmer_profile,
-    kmer_profiles_ragged,
-    n_canonical_kmers,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> the submodule that defines it; loaded on first use (PEP 562), so that reading
+#: a FASTA header (the Snakefile's input check, run at every job start on a cluster) does not
+#: import torch through :mod:`.codes`
+_EXPORTS = {
+    "decode": "codes",
+    "encode": "codes",
+    "tokenize": "codes",
+    "read_records": "files",
+    "sniff_format": "files",
+    "split_fasta": "files",
+    "merge_dna": "ingest",
+    "preprocess_dna_shard": "ingest",
+    "canonical_kmer_index": "kmers",
+    "kmer_profile": "kmers",
+    "kmer_profiles_ragged": "kmers",
+    "n_canonical_kmers": "kmers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "canonical_kmer_index",

@@ -1,0 +1,27 @@
+"""Parsing the Snakefile stays cheap: on a cluster every job parses it twice (the sbatch wrapper
+and the srun step), so an import of torch or pymatgen there costs seconds per job."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import copy_workflow
+
+HEAVY = ("torch", "pymatgen", "torch_geometric", "sklearn", "Bio")
+
+
+def test_a_dry_run_imports_no_heavy_library(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "snakemake", "-n", "-q", "--cores", "1",
+         "--configfile", "config/test.yaml"],
+        cwd=work, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    # -X importtime: "import time: self | cumulative | <indent>module" per imported module
+    imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", proc.stderr, re.M))
+    assert "sciclr.domains.checks" in imported  # the check ran, so the list is the real one
+    heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
+    assert not heavy, f"the Snakefile imports {heavy[:5]}"
