@@ -12,13 +12,15 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from sciclr.errors import SciclrError
+
+if TYPE_CHECKING:
+    import torch
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -76,6 +78,8 @@ def write_table(path: str | os.PathLike[str], df: pd.DataFrame) -> None:
 def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
     """``torch.save`` atomically. Keep ``obj`` to tensors, numbers, strings, lists and dicts so
     that :func:`load_torch` can read it with ``weights_only=True``."""
+    import torch  # here, not at the top: the analysis and report steps never load torch
+
     _atomic_write(path, lambda p: torch.save(obj, p))
 
 
@@ -88,6 +92,8 @@ def load_torch(
     format, which :func:`save_torch` writes): a tensor costs memory only for the pages that
     are read, and those are the page cache's (clean, dropped under pressure). Training and
     embedding read their payload so, one batch's rows at a time."""
+    import torch
+
     return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
 
 

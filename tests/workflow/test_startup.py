@@ -25,3 +25,15 @@ def test_a_dry_run_imports_no_heavy_library(tmp_path):
     assert "sciclr.domains.checks" in imported  # the check ran, so the list is the real one
     heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
     assert not heavy, f"the Snakefile imports {heavy[:5]}"
+
+
+def test_the_analysis_and_report_verbs_start_without_torch():
+    """Each analysis job is a fresh ``sciclr`` process: torch would add ~2 s to each."""
+    code = (
+        "import sys, sciclr.cli, sciclr.analysis.steps, sciclr.analysis.report, "
+        "sciclr.analysis.finetune; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{HEAVY[:3]!r}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.strip() == "[]"

@@ -17,8 +17,7 @@ row ``i`` = record ``i``:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sciclr.lazy import lazy_exports
 
 #: public name -> the submodule that defines it; loaded on first use (PEP 562), so that reading
 #: a FASTA header (the Snakefile's input check, run at every job start on a cluster) does not
@@ -39,16 +38,6 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "canonical_kmer_index",
     "decode",
@@ -63,3 +52,5 @@ __all__ = [
     "split_fasta",
     "tokenize",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
