@@ -7,18 +7,21 @@ import io
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from sciclr.config import dataset_params, load_schema
 from sciclr.errors import SciclrError
+from sciclr.io import load_torch
 from sciclr.train.config import TrainConfig
 from sciclr.train.device import resolve_amp, resolve_device
 from sciclr.train.distributed import DistContext, GlooSyncBatchNorm, convert_sync_batchnorm, shard
 from sciclr.train.evaluate import knn_balanced_accuracy
 from sciclr.train.loop import plan_steps
 from sciclr.train.progress import MetricsLog, Progress
+from sciclr.train.run import _evaluator
 from sciclr.train.schedule import WarmupCosine, warmup_cosine
 from sciclr.train.seeding import (
     capture_rng_state,
@@ -27,6 +30,7 @@ from sciclr.train.seeding import (
     restore_rng_state,
     step_generator,
 )
+from tests.train.synthetic_domain import DOMAIN, make_cfg, make_dataset
 
 
 def tcfg(**train) -> TrainConfig:
@@ -217,3 +221,31 @@ def test_device_and_amp_choice() -> None:
         assert resolve_device("auto") == cpu
         with pytest.raises(SciclrError, match=r"torch\.cuda\.is_available"):
             resolve_device("cuda")
+
+
+def test_the_val_check_compares_against_a_seeded_capped_train_subset(tmp_path):
+    """``train.eval_max_items`` caps the k-NN reference set (its embedding is the check's cost);
+    the subset is drawn from the train split only, by the training seed, and all val items stay."""
+    data = make_dataset(tmp_path / "data")
+    records = pd.read_csv(data / "records.tsv", sep="\t", dtype=str, keep_default_na=False)
+    source = DOMAIN.data_source(load_torch(data / "data.pt"))
+    train = np.flatnonzero(records["split"] == "train")
+    val = np.flatnonzero(records["split"] == "val")
+
+    def build(**kw):
+        cfg = make_cfg(**kw)
+        return _evaluator(cfg, records, source, torch.device("cpu"), TrainConfig(**cfg["train"]))
+
+    full, how = build()
+    assert np.array_equal(full.train_idx, train) and how == "k-NN on 'label'"
+    capped, how = build(eval_max_items=20)
+    assert len(capped.train_idx) == 20 and set(capped.train_idx) <= set(train)
+    assert np.array_equal(capped.val_idx, val)
+    assert how.endswith("against 20 seeded train items")
+    again, _ = build(eval_max_items=20)
+    other, _ = build(eval_max_items=20, seed=8)
+    assert np.array_equal(again.train_idx, capped.train_idx)
+    assert not np.array_equal(other.train_idx, capped.train_idx)
+    # labels stay aligned with their items
+    codes = dict(zip(train, full.train_y.tolist(), strict=True))
+    assert [codes[i] for i in capped.train_idx] == capped.train_y.tolist()
