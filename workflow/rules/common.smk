@@ -356,10 +356,8 @@ def finetune_task_pattern():
 # run's plan); Snakemake re-evaluates resources once a job's inputs exist, before it starts.
 MEM_MODEL = {  # rule: (base MB, MB per input MB)
     "parse_shard": (400, 7.0),  # unmeasured: as preprocess_shard
-    "preprocess_shard": (
-        400,
-        7.0,
-    ),  # measured 370 -> 514 MB for 8.0 -> 29.3 MB of FASTA
+    # measured 370 -> 514 MB for 8.0 -> 29.3 MB of FASTA
+    "preprocess_shard": (400, 7.0),
     "gather": (400, 34.0),  # 574 -> 1268 MB for 7.2 -> 28.0 MB of shards
     "features": (450, 15.0),  # 6-mer profiles: 438 -> 759 MB for 7.4 -> 28.8 MB
     "train": (2200, 3.0),  # 2178 -> 2238 MB: memory-mapped, flat in n

@@ -19,6 +19,6 @@ _EXPORTS = {
     "run_training": "run",
 }
 
-__all__ = ["TrainConfig", "embed", "resolve_device", "run_embedding", "run_training"]
+__all__ = sorted(_EXPORTS)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

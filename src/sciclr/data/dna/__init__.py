@@ -37,20 +37,6 @@ _EXPORTS = {
     "n_canonical_kmers": "kmers",
 }
 
-
-__all__ = [
-    "canonical_kmer_index",
-    "decode",
-    "encode",
-    "kmer_profile",
-    "kmer_profiles_ragged",
-    "merge_dna",
-    "n_canonical_kmers",
-    "preprocess_dna_shard",
-    "read_records",
-    "sniff_format",
-    "split_fasta",
-    "tokenize",
-]
+__all__ = sorted(_EXPORTS)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
