@@ -1,0 +1,48 @@
+"""Keep large freed buffers going back to the operating system (glibc's ``malloc``).
+
+Why: glibc serves a block of at least ``M_MMAP_THRESHOLD`` bytes with its own ``mmap`` and
+returns it at ``free``; smaller blocks come from the heap, which only shrinks from its top. By
+default the threshold is dynamic: each freed mmapped block raises it to that block's size (up to
+32 MiB on 64-bit). A process that forwards batches of changing shape, as ``sciclr embed`` does
+(padded DNA batches in order of length, every block a different width), soon serves its
+activations of a few MiB from the heap, where they fragment and stay resident: its peak RSS
+grew 1.8x for 4x the items (3,230 vs 1,781 MB, ``benchmarks/scaling.py --quick``) although each
+forward is bounded. A fixed threshold keeps every block of 1 MiB or more mmapped, so memory
+follows the batch, not the number of batches (the README's Benchmarks give the figures).
+
+``MALLOC_MMAP_THRESHOLD_`` in the environment (glibc's own tunable) takes precedence: when it is
+set, nothing is changed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+
+__all__ = ["MMAP_THRESHOLD", "fix_mmap_threshold"]
+
+log = logging.getLogger(__name__)
+
+#: bytes from which a block is mmapped (and returned at free); glibc's own default start value
+#: is 128 KiB, raised dynamically to at most 32 MiB
+MMAP_THRESHOLD = 1 << 20
+_M_MMAP_THRESHOLD = -3  # glibc malloc.h
+
+
+def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold at ``nbytes`` (which also stops its dynamic growth).
+
+    Returns True when it was set; False off Linux, without glibc's ``mallopt``, or when the
+    environment already sets ``MALLOC_MMAP_THRESHOLD_``."""
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, int(nbytes)))
+    log.debug("malloc mmap threshold %d bytes: %s", nbytes, "set" if ok else "not set")
+    return ok
