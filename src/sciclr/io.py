@@ -7,9 +7,12 @@ treat a truncated output as done on the next run).
 from __future__ import annotations
 
 import json
+import math
 import os
+import struct
 import tempfile
-from collections.abc import Callable, Iterator
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +29,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 __all__ = [
+    "StoredMatrix",
     "atomic_path",
     "load_matrix",
     "load_torch",
@@ -161,27 +165,126 @@ def save_matrix(path: str | os.PathLike[str], ids: Any, X: Any, compact: bool = 
         np.savez(fh, ids=ids, **arrays)
 
 
-def load_matrix(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, X)`` of a :func:`save_matrix` file, dense or CSR; ``X`` float32 ``(n, d)``.
+def _npz_array(path: Path, zf: zipfile.ZipFile, key: str, mmap: bool) -> np.ndarray:
+    """Member ``key`` of an ``.npz``: memory-mapped from the file when it is stored uncompressed
+    (``np.savez``, which :func:`save_matrix` uses), else read (``np.savez_compressed``).
+
+    A stored member is a plain ``.npy`` file inside the zip: its data start after the zip's
+    local header and the ``.npy`` header, so ``np.memmap`` can map it in place; pages are read
+    when a row is touched and belong to the page cache."""
+    info = zf.getinfo(key + ".npy")
+    if mmap and info.compress_type == zipfile.ZIP_STORED and info.file_size > 0:
+        with open(path, "rb") as fh:
+            fh.seek(info.header_offset)
+            local = fh.read(30)
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError(f"member {key!r}: bad zip local header")
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            fh.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:  # 3.0: utf-8 field names, never written for these arrays
+                shape = None
+            offset = fh.tell()
+        if shape is not None:
+            if dtype.hasobject:
+                raise ValueError(f"member {key!r}: object arrays are not read")
+            if math.prod(shape) == 0:
+                return np.zeros(shape, dtype=dtype)
+            order = "F" if fortran else "C"
+            return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+    with zf.open(info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+class StoredMatrix:
+    """The float32 ``(n, d)`` matrix of a :func:`save_matrix` file, rows read on demand.
+
+    Why: the analysis steps use a feature matrix a subset of rows at a time (a capped train
+    subsample, the test split in chunks), and a dense 6-mer profile of 10^6 fragments is
+    8.3 GB. The file's arrays are memory-mapped (:func:`_npz_array`), so holding a matrix
+    costs its ids and, for CSR, its ``(n + 1,)`` row offsets; :meth:`rows` densifies only the
+    rows asked for, exactly as :func:`load_matrix` would. Checked at open: the layout (dense
+    ``X`` or the CSR arrays), and that the CSR arrays agree (a pass over the column indices,
+    a block at a time).
 
     Raises ``KeyError`` when the file holds neither layout, ``ValueError``/``OSError`` when it
     is not a readable ``.npz``."""
-    with np.load(path, allow_pickle=False) as z:
-        ids = z["ids"]
-        if "X" in z:
-            return ids, np.asarray(z["X"], dtype=np.float32)
-        n, d = (int(v) for v in z["X_shape"])
-        indptr = z["X_indptr"].astype(np.int64, copy=False)
+
+    def __init__(self, path: str | os.PathLike[str], mmap: bool = True) -> None:
+        self.path = Path(path)
+        try:
+            zf = zipfile.ZipFile(self.path)
+        except zipfile.BadZipFile:
+            raise ValueError("not an .npz (zip) file") from None
+        with zf:
+            names = {n.removesuffix(".npy") for n in zf.namelist()}
+            if "ids" not in names:
+                raise KeyError("ids")
+            self.ids = np.asarray(_npz_array(self.path, zf, "ids", mmap=False))
+            if "X" in names:
+                X = _npz_array(self.path, zf, "X", mmap)
+                if X.ndim != 2:
+                    raise ValueError(f"X has shape {X.shape}; expected (n, d)")
+                self._dense: np.ndarray | None = X
+                self.shape = (int(X.shape[0]), int(X.shape[1]))
+                return
+            self._dense = None
+            n, d = (int(v) for v in _npz_array(self.path, zf, "X_shape", mmap=False))
+            indptr = np.asarray(_npz_array(self.path, zf, "X_indptr", mmap=False), np.int64)
+            data = _npz_array(self.path, zf, "X_data", mmap)
+            cols = _npz_array(self.path, zf, "X_indices", mmap)
+        self.shape = (n, d)
         if len(indptr) != n + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
             raise ValueError("X_indptr is not the row offsets of X_shape")
-        data = np.asarray(z["X_data"], dtype=np.float32)
-        cols = z["X_indices"]
-        if len(data) != len(cols) or len(cols) != indptr[-1] or (len(cols) and cols.max() >= d):
+        if len(data) != len(cols) or len(cols) != indptr[-1]:
             raise ValueError("X_data/X_indices do not match X_indptr and X_shape")
-        X = np.zeros((n, d), dtype=np.float32)
-        for sl in _row_chunks(n, d):  # a block of rows at a time: temporaries stay small
-            a, b = indptr[sl.start], indptr[sl.stop]
-            counts = np.diff(indptr[sl.start : sl.stop + 1])
-            rows = np.repeat(np.arange(sl.start, sl.stop), counts)
-            X[rows, cols[a:b]] = data[a:b]
-        return ids, X
+        step = 1 << 22
+        for lo in range(0, len(cols), step):
+            if int(cols[lo : lo + step].max()) >= d:
+                raise ValueError("X_indices holds a column outside X_shape")
+        self._csr = (indptr, cols, data)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, idx: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Rows ``idx`` (file order), dense float32 ``(len(idx), d)``."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        n, d = self.shape
+        if len(idx) and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"{self.path}: row index outside 0..{n - 1}")
+        if self._dense is not None:
+            return np.asarray(self._dense[idx], dtype=np.float32)
+        indptr, cols, data = self._csr
+        out = np.zeros((len(idx), d), dtype=np.float32)
+        for sl in _row_chunks(len(idx), d):  # temporaries of a block of rows, whatever len(idx)
+            r = idx[sl]
+            starts, counts = indptr[r], indptr[r + 1] - indptr[r]
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            at = np.repeat(np.arange(sl.start, sl.stop), counts)
+            first = np.cumsum(counts) - counts  # where each row's entries start in the block
+            pos = np.repeat(starts - first, counts) + np.arange(total)
+            out[at, cols[pos]] = data[pos]
+        return out
+
+    def dense(self) -> np.ndarray:
+        """Every row, dense float32 ``(n, d)``."""
+        if self._dense is not None:
+            return np.array(self._dense, dtype=np.float32)
+        return self.rows(np.arange(self.shape[0]))
+
+
+def load_matrix(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, X)`` of a :func:`save_matrix` file, dense or CSR; ``X`` float32 ``(n, d)`` in
+    memory (:class:`StoredMatrix` reads rows on demand instead).
+
+    Raises ``KeyError`` when the file holds neither layout, ``ValueError``/``OSError`` when it
+    is not a readable ``.npz``."""
+    m = StoredMatrix(path, mmap=False)
+    return m.ids, m.dense()

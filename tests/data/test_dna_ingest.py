@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import torch
 from Bio.SeqIO.FastaIO import SimpleFastaParser
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sciclr.config import dataset_params
 from sciclr.data.dna import decode, encode, merge_dna, preprocess_dna_shard, tokenize
@@ -318,3 +320,26 @@ def test_preprocess_does_not_touch_inputs(tmp_path):
     before = src.read_bytes()
     preprocess_dna_shard(_cfg(src))
     assert src.read_bytes() == before
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lens=st.lists(st.integers(0, 40), min_size=1, max_size=30),
+    seed=st.integers(0, 2**16),
+    block=st.integers(1, 64),
+)
+def test_gather_ragged_equals_concatenating_the_rows_in_order(lens, seed, block):
+    from sciclr.data.dna.ingest import gather_ragged
+
+    rng = np.random.default_rng(seed)
+    lens = np.asarray(lens)
+    flat = rng.integers(0, 200, size=int(lens.sum())).astype(np.uint8)
+    bounds = np.r_[0, np.cumsum(lens)]
+    rows = [flat[bounds[i] : bounds[i + 1]] for i in range(len(lens))]
+    perm = rng.permutation(len(lens))[: rng.integers(1, len(lens) + 1)]
+    values, offsets = gather_ragged(flat, lens, perm, block=block)
+    np.testing.assert_array_equal(values, np.concatenate([rows[i] for i in perm]))
+    np.testing.assert_array_equal(offsets, np.r_[0, np.cumsum(lens[perm])])
+    same, off = gather_ragged(flat, lens, np.arange(len(lens)), block=block)
+    assert np.shares_memory(same, flat) or len(flat) == 0  # the identity is not copied
+    np.testing.assert_array_equal(off, bounds)

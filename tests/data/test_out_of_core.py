@@ -5,6 +5,7 @@ blocks are bit-identical to whole batches; batches widen only their own rows."""
 from __future__ import annotations
 
 import importlib
+import pickle
 import sys
 from pathlib import Path
 
@@ -186,6 +187,13 @@ def test_feature_files_are_compact_where_exact_and_read_back_bit_identical(genom
         ref = kmer_profiles_ragged(payload["codes"].numpy(), payload["offsets"].numpy(), k)
         got = load_features(tmp_path / f"kmer{k}.npz", ids)
         assert got.dtype == np.float32 and got.shape == ref.shape
-        np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
+        np.testing.assert_array_equal(got[:].view(np.uint32), ref.view(np.uint32))
+        # rows on demand from the mapped file: any rows, any order, and after pickling (what
+        # joblib's workers receive) the same bits
+        rows = np.random.default_rng(k).permutation(len(ref))[:500]
+        np.testing.assert_array_equal(got[rows].view(np.uint32), ref[rows].view(np.uint32))
+        back = pickle.loads(pickle.dumps(got))
+        assert len(pickle.dumps(got)) < 0.01 * ref.nbytes  # the path and order, not the rows
+        np.testing.assert_array_equal(back[rows[::-1]], ref[rows[::-1]])
     dense = ref.nbytes
     assert (tmp_path / "kmer6.npz").stat().st_size < 0.7 * dense

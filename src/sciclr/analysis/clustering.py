@@ -13,7 +13,8 @@ class-stratified subsample of that many items, the same for every feature set (s
 verdict's paired comparisons hold), and are scored on it; k-means fits its centres on the
 subsample and assigns every item (nearest centre, linear in n), so it is scored on all of them.
 The silhouette samples ``silhouette_max`` items as before. ``param`` and ``n_test`` say what was
-clustered. The bundled test splits are below the cap.
+clustered. Standardisation takes its statistics from at most ``analysis.max_items`` train
+items (a seeded subsample). The bundled splits are below both caps.
 """
 
 from __future__ import annotations
@@ -185,7 +186,12 @@ def run_clustering(
     """
     split = settings["cluster_split"]
     rows = np.flatnonzero(((splits == split) | (split == "all")) & task.valid)
-    train_rows = np.flatnonzero((splits == "train") & task.valid)
+    # standardisation statistics from at most max_items train rows (seeded): bounded memory
+    train_rows = cap_rows(
+        np.flatnonzero((splits == "train") & task.valid),
+        int(settings["max_items"]),
+        task_seed(settings["seed"], "max_items:scale:" + task.name),
+    )
     if len(rows) < 3:
         raise SciclrError(
             f"records.tsv: {len(rows)} labelled records in split {split!r} for task {task.name!r}; "

@@ -10,7 +10,9 @@ lattice says "this embedding is a composition predictor".
 R² is the variance-weighted one (``1 − Σ_j SS_res,j / Σ_j SS_tot,j`` over the target's columns,
 scikit-learn's ``multioutput="variance_weighted"``), so rare near-constant columns (k-mers that
 almost never occur) do not dominate; the targets are standardised with train statistics and the
-ridge strength is chosen on val (by CV on train when there is no val split).
+ridge strength is chosen on val (by CV on train when there is no val split). Above
+``analysis.max_items`` items of a split, a seeded subsample of that many is used (``n_train``
+and ``n_test`` say how many): the bundled splits are below it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import pandas as pd
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
-from sciclr.analysis.probes import standardize
+from sciclr.analysis.probes import cap_rows, standardize
+from sciclr.analysis.scoring import task_seed
 from sciclr.analysis.spec import Settings
 
 __all__ = ["RECOVERY_COLUMNS", "feature_recovery"]
@@ -58,7 +61,11 @@ def feature_recovery(
 ) -> pd.DataFrame:
     """R² of a ridge from each embedding to each target feature set (:data:`RECOVERY_COLUMNS`)."""
     alphas = list(alphas or settings["ridge_alpha"])
-    tr, va, te = (np.flatnonzero(splits == s) for s in ("train", "val", "test"))
+    cap, seed = int(settings["max_items"]), settings["seed"]
+    tr, va, te = (
+        cap_rows(np.flatnonzero(splits == s), cap, task_seed(seed, f"max_items:recovery:{s}"))
+        for s in ("train", "val", "test")
+    )
     rows = []
     for emb, X in embeddings.items():
         for tgt, Y in targets.items():

@@ -55,7 +55,6 @@ from sciclr.domains import get_domain
 from sciclr.domains.base import ContrastiveModel, DataSource, Domain, item_sizes
 from sciclr.errors import SciclrError
 from sciclr.io import write_json, write_table
-from sciclr.train.allocator import fix_mmap_threshold
 from sciclr.train.checkpoint import load_checkpoint, model_state
 from sciclr.train.device import autocast, resolve_amp, resolve_device
 from sciclr.train.embed import embed
@@ -585,7 +584,6 @@ def run_finetune(
     """Fine-tune one task at one label fraction, from ``checkpoint`` (``ssl``) or from scratch
     (``checkpoint`` None); write ``predictions.tsv`` (test: ``id, y_true, y_pred, score``),
     ``metrics.csv`` (one row per epoch) and ``summary.json`` into ``out_dir``, atomically."""
-    fix_mmap_threshold()
     cfg = dataset_params(params)
     if not 0 < float(fraction) <= 1:
         raise SciclrError(f"--fraction: {fraction} is not in (0, 1]")

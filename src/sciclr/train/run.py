@@ -136,7 +136,6 @@ def run_training(
     in non-zero ranks, under a relaunch, or when the run was already complete). Raises
     :class:`sciclr.train.signals.TrainingInterrupted` after saving on SIGTERM/SIGUSR1.
     """
-    fix_mmap_threshold()
     cfg = dataset_params(params)
     tcfg = TrainConfig.from_mapping(cfg["train"])
     device = resolve_device(cfg["device"])

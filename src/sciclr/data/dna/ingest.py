@@ -65,7 +65,7 @@ from sciclr.data.processed import Processed
 from sciclr.data.records import REJECT_COLUMNS, label_rows_without_record, read_label_table
 from sciclr.errors import SciclrError
 
-__all__ = ["merge_dna", "preprocess_dna_shard"]
+__all__ = ["gather_ragged", "merge_dna", "preprocess_dna_shard"]
 
 
 _REASON_KEYS = {
@@ -317,7 +317,7 @@ def merge_dna(parts: Sequence[Processed], cfg: Mapping[str, Any]) -> Processed:
             for rid, o in zip(records["id"][dup], records["order"][dup], strict=True)
         ]
         perm, records = perm[~dup], records[~dup].reset_index(drop=True)
-    codes, offsets = _gather_ragged(codes, lens, perm)
+    codes, offsets = gather_ragged(codes, lens, perm)
 
     inputs = [str(p) for p in cfg["input"]]
     rejects = pd.concat([p.rejects for p in parts], ignore_index=True)
@@ -344,7 +344,7 @@ def merge_dna(parts: Sequence[Processed], cfg: Mapping[str, Any]) -> Processed:
     if "tokens" in parts[0].payload:
         tlens = np.concatenate([np.diff(np.asarray(p.payload["token_offsets"])) for p in parts])
         flat = np.concatenate([np.asarray(p.payload["tokens"], dtype=np.int16) for p in parts])
-        tokens, tok_off = _gather_ragged(flat, tlens, perm)
+        tokens, tok_off = gather_ragged(flat, tlens, perm)
         payload.update(tokens=torch.from_numpy(tokens), token_offsets=torch.from_numpy(tok_off))
     return Processed(payload=payload, records=records, rejects=rejects, counts=counts)
 
@@ -357,15 +357,32 @@ def _source_key(source: str, inputs: list[str]) -> float:
         return float("inf")
 
 
-def _gather_ragged(
-    flat: np.ndarray, lens: np.ndarray, perm: np.ndarray
+def gather_ragged(
+    flat: np.ndarray, lens: np.ndarray, perm: np.ndarray, block: int = 1 << 22
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``perm`` of a ragged array (flat values + per-row lengths), vectorised."""
-    starts = np.zeros(len(lens), dtype=np.int64)
-    np.cumsum(lens[:-1], out=starts[1:])
+    """Rows ``perm`` of a ragged array (flat values + per-row lengths) → ``(values, offsets)``,
+    vectorised over blocks of rows holding about ``block`` values.
+
+    Why blocks: the gather index is int64 per value, and building it for the whole array at
+    once took five such arrays (gather of 4x the bundled genomics data: 28 M bases, peak RSS
+    1,269 MB for a 28 MB payload); a block bounds them, whatever the number of bases. The
+    identity permutation (one shard, or shards already in order) is returned without a copy."""
+    lens = np.asarray(lens, dtype=np.int64)
+    perm = np.asarray(perm, dtype=np.int64)
     new_lens = lens[perm]
     offsets = np.zeros(len(perm) + 1, dtype=np.int64)
     np.cumsum(new_lens, out=offsets[1:])
-    rows = np.repeat(np.arange(len(perm)), new_lens)
-    pos = starts[perm][rows] + (np.arange(offsets[-1]) - offsets[:-1][rows])
-    return flat[pos], offsets
+    if len(perm) == len(lens) and np.array_equal(perm, np.arange(len(lens))):
+        return flat[: offsets[-1]], offsets
+    starts = np.zeros(len(lens), dtype=np.int64)
+    np.cumsum(lens[:-1], out=starts[1:])
+    out = np.empty(int(offsets[-1]), dtype=flat.dtype)
+    lo, n = 0, len(perm)
+    while lo < n:
+        hi = int(np.searchsorted(offsets, offsets[lo] + block, side="right")) - 1
+        hi = min(max(hi, lo + 1), n)  # at least one row, however long
+        rows = np.repeat(np.arange(hi - lo), new_lens[lo:hi])
+        within = np.arange(offsets[hi] - offsets[lo]) - (offsets[lo:hi] - offsets[lo])[rows]
+        out[offsets[lo] : offsets[hi]] = flat[starts[perm[lo:hi]][rows] + within]
+        lo = hi
+    return out, offsets
