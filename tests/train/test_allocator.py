@@ -19,7 +19,7 @@ PROBE = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from sciclr.train.allocator import fix_mmap_threshold
+    from sciclr.train.allocator import fix_mmap_threshold, mmap_threshold
 
     def rss_mb():
         with open("/proc/self/statm") as fh:
@@ -27,6 +27,9 @@ PROBE = textwrap.dedent(
 
     if sys.argv[1] == "fixed":
         assert fix_mmap_threshold()
+    elif sys.argv[1] == "scoped":  # fixed inside the block, 32 MiB (heap for 2 MiB) after it
+        with mmap_threshold() as ok:
+            assert ok
     big = np.ones(16 << 20, dtype=np.uint8)
     del big
     blocks = [np.ones(2 << 20, dtype=np.uint8) for _ in range(120)]
@@ -52,6 +55,8 @@ def _held_mb(mode: str) -> float:
 def test_fixed_threshold_returns_freed_blocks_that_the_dynamic_one_keeps():
     dynamic, fixed = _held_mb("dynamic"), _held_mb("fixed")
     assert dynamic - fixed > 150, (dynamic, fixed)
+    scoped = _held_mb("scoped")  # after the block: training's same-shape batches use the heap
+    assert scoped - fixed > 150, (scoped, fixed)
 
 
 def test_an_explicit_environment_setting_is_left_alone(monkeypatch):

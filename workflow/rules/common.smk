@@ -354,27 +354,34 @@ def finetune_task_pattern():
 # compute.<step>.mem_mb_per_input_mb replaces every factor of the step. Sizes are summed here
 # rather than read from `input.size_mb`, which is <TBD> for inputs that do not exist yet (a dry
 # run's plan); Snakemake re-evaluates resources once a job's inputs exist, before it starts.
-MEM_MODEL = {  # rule: (base MB, MB per input MB)
-    "parse_shard": (400, 7.0),  # unmeasured: as preprocess_shard
-    # measured 370 -> 514 MB for 8.0 -> 29.3 MB of FASTA
-    "preprocess_shard": (400, 7.0),
-    "gather": (400, 34.0),  # 574 -> 1268 MB for 7.2 -> 28.0 MB of shards
-    "features": (450, 15.0),  # 6-mer profiles: 438 -> 759 MB for 7.4 -> 28.8 MB
-    "train": (2200, 3.0),  # 2178 -> 2238 MB: memory-mapped, flat in n
-    "embed": (1200, 68.0),  # 1781 -> 3230 MB for 9.7 -> 31.1 MB (grows; see README)
-    "probe": (450, 7.0),  # 820 -> 2075 MB for 63 -> 251 MB of features
-    "cluster": (450, 4.0),  # 685 -> 1404 MB for 63 -> 251 MB
-    "label_efficiency": (450, 7.0),  # unmeasured at 4x: as probe
-    "recovery": (450, 7.0),  # unmeasured at 4x: as probe
-    "verdict": (400, 2.0),  # unmeasured: small inputs
+MEM_MODEL = {  # rule: (base MB, MB per input MB); benchmarks/scaling.py --quick, 2026-12-01
+    "parse_shard": (450, 3.0),  # crystals 413 -> 449 MB for 4.0 -> 15.9 MB of CIFs
+    # DNA 369 -> 515 MB for 8.0 -> 29.3 MB of FASTA; crystal graphs 639 -> 1382 MB for 1.4 ->
+    # 5.5 MB of parsed arrays (its input is the parse stage's output): one factor per domain
+    "preprocess_shard": {"dna": (400, 7.0), "materials": (650, 180.0)},
+    "gather": (450, 4.0),  # DNA 351 -> 411 MB for 7.2 -> 28.0 MB of shards
+    "features": (450, 15.0),  # 6-mer profiles: 437 -> 759 MB for 7.4 -> 28.8 MB
+    "train": (2200, 6.0),  # DNA 2014 -> 2136 MB for 7.4 -> 28.8 MB: memory-mapped
+    "embed": (
+        1400,
+        4.5,
+    ),  # DNA 1130 -> 1226 MB for 9.7 -> 31.1 MB; crystals 1354 -> 1408
+    "probe": (800, 6.5),  # DNA 784 -> 1940 MB for 63 -> 251 MB (capped fits beyond)
+    "cluster": (650, 3.5),  # DNA 656 -> 1281 MB for 63 -> 251 MB
+    "label_efficiency": (500, 2.5),  # DNA 500 -> 934 MB (+ workers) for 63 -> 251 MB
+    "recovery": (700, 4.5),  # DNA 706 -> 1541 MB for 63 -> 251 MB
+    "verdict": (400, 20.0),  # crystals 142 -> 232 MB for 1.5 -> 6.1 MB
 }
 
 
 def job_mem_mb(rule, step):
     """`resources: mem_mb` of ``rule`` (a job of config compute ``step``): see MEM_MODEL."""
-    base, factor = MEM_MODEL[rule]
 
     def mem_mb(wildcards, input, attempt):
+        model = MEM_MODEL[rule]
+        if isinstance(model, dict):
+            model = model[ds_cfg(wildcards.ds)["domain"]]
+        base, factor = model
         size_mb = sum(os.path.getsize(f) for f in input if os.path.isfile(f)) / 2**20
         override = compute(step, "mem_mb_per_input_mb")
         need = base + (factor if override is None else override) * size_mb

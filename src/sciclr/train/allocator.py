@@ -13,9 +13,11 @@ follows the batch, not the number of batches.
 Measured on the bundled genomics data (7,309 fragments, ``sciclr embed``, 2 cores, runs
 interleaved): peak RSS 1,154-1,156 MB fixed against 1,837-2,065 MB dynamic, and 1,251 MB at
 4x the items (1.08x of 1x). The price is time: 104-120 s against 90-102 s (about +15 %), as
-each large block now costs fresh pages. Only embedding (``run_embedding``, ``embed_files``)
-fixes it: training's RSS was already flat in n (2,178 vs 2,238 MB at 1x / 4x), so it keeps
-its speed. Trimming the heap between batches (``malloc_trim``) instead kept 1,480 MB.
+each large block now costs fresh pages. So only embedding fixes it, for its own duration
+(:func:`mmap_threshold` around :func:`sciclr.train.embed.embed`: ``sciclr embed`` and the val
+check inside training); training steps, whose batches all have one shape and reuse their heap
+blocks, then run with a fixed 32 MiB threshold, the value the dynamic one settles at, and keep
+their speed. Trimming the heap between batches (``malloc_trim``) instead kept 1,480 MB.
 
 ``MALLOC_MMAP_THRESHOLD_`` in the environment (glibc's own tunable) takes precedence: when it is
 set, nothing is changed.
@@ -27,14 +29,18 @@ import ctypes
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["MMAP_THRESHOLD", "fix_mmap_threshold"]
+__all__ = ["MMAP_THRESHOLD", "MMAP_THRESHOLD_MAX", "fix_mmap_threshold", "mmap_threshold"]
 
 log = logging.getLogger(__name__)
 
 #: bytes from which a block is mmapped (and returned at free); glibc's own default start value
 #: is 128 KiB, raised dynamically to at most 32 MiB
 MMAP_THRESHOLD = 1 << 20
+#: glibc's ceiling of the dynamic threshold on 64-bit (``DEFAULT_MMAP_THRESHOLD_MAX``)
+MMAP_THRESHOLD_MAX = 32 << 20
 _M_MMAP_THRESHOLD = -3  # glibc malloc.h
 
 
@@ -53,3 +59,16 @@ def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
     ok = bool(mallopt(_M_MMAP_THRESHOLD, int(nbytes)))
     log.debug("malloc mmap threshold %d bytes: %s", nbytes, "set" if ok else "not set")
     return ok
+
+
+@contextmanager
+def mmap_threshold(nbytes: int = MMAP_THRESHOLD, after: int = MMAP_THRESHOLD_MAX) -> Iterator[bool]:
+    """Fix the threshold at ``nbytes`` inside the block and at ``after`` when it ends (glibc
+    cannot go back to its dynamic threshold, and does not report the current value). Yields
+    whether it was set (:func:`fix_mmap_threshold`); when not, nothing is changed after."""
+    ok = fix_mmap_threshold(nbytes)
+    try:
+        yield ok
+    finally:
+        if ok:
+            fix_mmap_threshold(after)

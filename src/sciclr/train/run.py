@@ -19,7 +19,6 @@ from sciclr.domains import get_domain
 from sciclr.domains.base import DataSource, Domain
 from sciclr.errors import SciclrError
 from sciclr.io import atomic_path, load_torch, save_matrix, write_json, write_table
-from sciclr.train.allocator import fix_mmap_threshold
 from sciclr.train.checkpoint import fingerprint, load_checkpoint
 from sciclr.train.config import TrainConfig
 from sciclr.train.device import resolve_device
@@ -252,7 +251,6 @@ def run_embedding(
     seeded untrained model when ``checkpoint`` is None (the "untrained encoder" baseline: the
     same initial weights training starts from). Writes ``ids`` (unicode) and ``X`` (float32)
     to ``out_path`` with ``np.savez``, atomically; returns ``X``."""
-    fix_mmap_threshold()
     cfg = dataset_params(params)
     data_dir = Path(data_dir)
     tcfg = TrainConfig.from_mapping(cfg["train"])
@@ -284,7 +282,6 @@ def embed_files(
     ``<out_path without .npz>.rejects.tsv``). Returns ``X``."""
     from sciclr.data.records import REJECT_COLUMNS
 
-    fix_mmap_threshold()
     state = load_checkpoint(checkpoint)
     section = {k: v for k, v in state["cfg"].items() if k not in ("tasks", "labels")}
     section.update(input=[str(p) for p in inputs], format="auto", labels=None, split_column=None)
