@@ -155,3 +155,19 @@ def test_a_target_sets_the_tasks_main_metric():
         }
     )
     assert resolve_tasks(s, REC)[0].metric == "roc_auc"  # the default of a binary task
+
+
+def test_feature_matrix_rows_index_like_the_dense_array_in_record_order(tmp_path):
+    from sciclr.io import save_matrix
+
+    X = np.random.default_rng(0).normal(size=(50, 7)).astype(np.float32)
+    ids = np.array([f"r{i}" for i in range(50)])
+    save_matrix(tmp_path / "a.npz", ids, X)
+    F = load_features(tmp_path / "a.npz", ids[::-1])  # the records in another order
+    dense = X[::-1]
+    keys = [slice(None), slice(3, 40, 3), slice(-5, None), np.array([0, -1, 5]), [2, 3], 4, -2]
+    for key in [*keys, np.arange(50) % 3 == 0, np.array([], dtype=int)]:
+        np.testing.assert_array_equal(F[key], dense[key])
+    for bad in (50, -51, np.array([1, 60])):
+        with pytest.raises(IndexError):
+            F[bad]

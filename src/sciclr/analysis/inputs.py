@@ -74,7 +74,7 @@ class FeatureMatrix:
     def __init__(self, path: Path, order: np.ndarray | None, stored: StoredMatrix | None = None):
         self.path = Path(path)
         self.order = order  # file row of each record; None: the file's own order
-        self._stored = stored or StoredMatrix(self.path)
+        self._stored = stored if stored is not None else StoredMatrix(self.path)
         n = len(self._stored) if order is None else len(order)
         self.shape = (n, self._stored.shape[1])
 
@@ -84,9 +84,21 @@ class FeatureMatrix:
     def __getitem__(self, rows) -> np.ndarray:
         if isinstance(rows, tuple):
             raise TypeError("FeatureMatrix takes rows only: X[rows], not X[rows, cols]")
-        pos = np.arange(self.shape[0])[rows]
-        if pos.ndim == 0:
-            return self[pos.reshape(1)][0]
+        n = self.shape[0]
+        if isinstance(rows, slice):  # no n-long position array per block of rows
+            pos = np.arange(*rows.indices(n))
+        else:
+            pos = np.asarray(rows)
+            if pos.dtype == bool:
+                if pos.shape != (n,):
+                    raise IndexError(f"boolean index of shape {pos.shape} for {n} rows")
+                pos = np.flatnonzero(pos)
+            elif pos.ndim == 0:
+                return self[pos.reshape(1)][0]
+            pos = pos.astype(np.int64, copy=False)
+            if len(pos) and (pos.min() < -n or pos.max() >= n):
+                raise IndexError(f"{self.path}: row index outside -{n}..{n - 1}")
+            pos = np.where(pos < 0, pos + n, pos)
         return self._stored.rows(pos if self.order is None else self.order[pos])
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:

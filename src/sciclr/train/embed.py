@@ -12,7 +12,7 @@ bit-identical to forwarding the whole batch. With the bundled genomics model (25
 stem, both strands) a batch of 512 records of 1.5 kb held 768 k positions at once; the blocks
 hold at most 131 k (``sciclr embed`` peak RSS, bundled data: see the README's Benchmarks).
 Each block's embeddings go straight to their rows of the result, the one array that grows
-with the number of items (``n x e`` float32: 0.5 GB for 10^6 items of the bundled 128-d
+with the number of items (``n x e`` float32: 2 GB for 10^6 items of the bundled 512-d
 genomics model).
 """
 
