@@ -57,6 +57,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import time
 import warnings
@@ -306,8 +307,40 @@ def figures_flags() -> set[str]:
     return {f for f in ("--train-summary",) if f in out}
 
 
-def run_size(domain: str, size: float, work: Path, threads: int, quick_steps: int | None):
-    """Every step on one size; returns (n items, {step: (wall_s, peak_rss_mb)})."""
+def git_commit() -> str:
+    """The checkout's commit (``+dirty`` with uncommitted changes): recorded with each step."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def run_size(
+    domain: str,
+    size: float,
+    work: Path,
+    threads: int,
+    quick_steps: int | None,
+    resume: bool = False,
+):
+    """Every step on one size; returns (n items, {step: (wall_s, peak_rss_mb, input_mb)},
+    {step: commit}).
+
+    Each step's measurement is kept beside its outputs (``measure/<step>.json``); with
+    ``resume`` a step measured before with the same command is not run again, so a benchmark
+    of several hours can be completed over several sittings (each step records its commit)."""
     tag = f"{size:g}x"
     data_dir = work / "inputs" / domain / tag
     if domain == "dna":
@@ -325,10 +358,47 @@ def run_size(domain: str, size: float, work: Path, threads: int, quick_steps: in
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
     th = ["--threads", str(threads)]
     res: dict[str, tuple[float, float, float]] = {}
+    commits: dict[str, str] = {}
+    measured = run / "measure"
+    # a step measured in an earlier sitting is reused only if every step before it was too:
+    # a rerun step rewrites outputs that the later ones read
+    fresh = {"from": None}
 
     def step(name: str, *args: str) -> None:
+        cmd = ["sciclr", *args]
+        record = measured / f"{name}.json"
+        if resume and fresh["from"] is None and record.exists():
+            kept = json.loads(record.read_text())
+            if kept.get("cmd") == cmd and kept.get("params") == params.read_text():
+                res[name] = (kept["wall_s"], kept["peak_rss_mb"], kept["input_mb"])
+                commits[name] = kept["commit"]
+                print(
+                    f"  {domain} {tag} {name}: kept from {kept['commit']} "
+                    f"({res[name][0]:.1f} s, {res[name][1]:.0f} MB)",
+                    flush=True,
+                )
+                return
+        fresh["from"] = fresh["from"] or name
+        if name == "train":  # a fresh epoch, not a resumed one
+            shutil.rmtree(rdir, ignore_errors=True)
         size = input_mb(list(args))
-        res[name] = (*run_step(["sciclr", *args], logs / f"{name}.log", env), size)
+        res[name] = (*run_step(cmd, logs / f"{name}.log", env), size)
+        commits[name] = git_commit()
+        measured.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "cmd": cmd,
+                    "params": params.read_text(),
+                    "wall_s": res[name][0],
+                    "peak_rss_mb": res[name][1],
+                    "input_mb": size,
+                    "commit": commits[name],
+                }
+            )
+        )
+        os.replace(tmp, record)
         print(
             f"  {domain} {tag} {name}: {res[name][0]:.1f} s, {res[name][1]:.0f} MB "
             f"(inputs {size:.1f} MB)",
@@ -336,6 +406,7 @@ def run_size(domain: str, size: float, work: Path, threads: int, quick_steps: in
         )
 
     proc, shard = run / "processed", run / "processed/shards/0of1"
+    rdir = run / "runs/ssl"
     if domain == "materials":
         step("parse", "parse", "--params", P, "--shard", "0", "--n-shards", "1",
              "--out", str(shard / "parsed.pt"))  # fmt: skip
@@ -354,7 +425,6 @@ def run_size(domain: str, size: float, work: Path, threads: int, quick_steps: in
     for name in names:
         step(f"features_{name}", "features", "--params", P, "--data", str(proc),
              "--out", str(run / "features"), "--names", name)  # fmt: skip
-    rdir = run / "runs/ssl"
     step("train", "train", "--params", P, "--data", str(proc), "--out", str(rdir),
          "--resume", str(rdir / "last.pt"))  # fmt: skip
     summary = json.loads((rdir / "train_summary.json").read_text())
@@ -408,7 +478,7 @@ def run_size(domain: str, size: float, work: Path, threads: int, quick_steps: in
     (run / "report_inputs.json").write_text(json.dumps(inputs))
     step("report", "report", "--params", f"@{run / 'report_params.json'}",
          "--inputs", f"@{run / 'report_inputs.json'}", "--out", str(run / "report.html"))  # fmt: skip
-    return n, res
+    return n, res, commits
 
 
 # -- results --------------------------------------------------------------------------------
@@ -492,6 +562,36 @@ def parse_sizes(text: list[str] | None, quick: bool) -> dict[str, list[float]]:
     return sizes
 
 
+def add_slopes(result: dict) -> None:
+    for st in result["steps"].values():
+        st["slope"] = slope(st["n"], st["wall_s"])
+        st["rss_slope"] = slope(st["n"], st["peak_rss_mb"])
+        two = len(st["n"]) > 1 and st["input_mb"][-1] > st["input_mb"][-2]
+        st["mb_per_input_mb"] = (
+            round(
+                (st["peak_rss_mb"][-1] - st["peak_rss_mb"][-2])
+                / (st["input_mb"][-1] - st["input_mb"][-2]),
+                3,
+            )
+            if two
+            else None
+        )
+
+
+def write_result(result: dict, path: Path, png: Path | None, final: bool) -> Path:
+    """The JSON (atomically) and, at the end, the figure; returns the figure's path."""
+    add_slopes(result)
+    result["complete"] = final
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+    png = png or path.with_suffix(".png")
+    if final:
+        figure(result, png)
+    return png
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1x and 4x, training cut short")
@@ -502,6 +602,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2, help="threads per step (default 2)")
     ap.add_argument("--quick-steps", type=int, default=8, help="training steps with --quick")
     ap.add_argument("--sizes", nargs="+", default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the steps measured by an earlier run in --work (same command and params)",
+    )
     a = ap.parse_args(argv)
     sizes = parse_sizes(a.sizes, a.quick)
     sizes = {d: (s if d in a.domains else []) for d, s in sizes.items()}
@@ -522,38 +627,23 @@ def main(argv: list[str] | None = None) -> dict:
     for domain, todo in sizes.items():
         for size in todo:
             print(f"{domain} {size:g}x ...", flush=True)
-            n, res = run_size(domain, size, a.work, a.threads, quick_steps)
+            n, res, commits = run_size(domain, size, a.work, a.threads, quick_steps, a.resume)
             result["n"][domain].append(n)
-            for name, (wall, rss, size) in res.items():
+            for name, (wall, rss, size_mb) in res.items():
                 st = result["steps"].setdefault(
-                    f"{domain}/{name}", {"n": [], "wall_s": [], "peak_rss_mb": [], "input_mb": []}
+                    f"{domain}/{name}",
+                    {"n": [], "wall_s": [], "peak_rss_mb": [], "input_mb": [], "commit": []},
                 )
                 st["n"].append(n)
                 st["wall_s"].append(round(wall, 3))
                 st["peak_rss_mb"].append(round(rss, 1))
-                st["input_mb"].append(round(size, 2))
-    for st in result["steps"].values():
-        st["slope"] = slope(st["n"], st["wall_s"])
-        st["rss_slope"] = slope(st["n"], st["peak_rss_mb"])
-        dx = st["input_mb"][-1] - st["input_mb"][0] if len(st["n"]) > 1 else 0
-        st["mb_per_input_mb"] = (
-            round(
-                (st["peak_rss_mb"][-1] - st["peak_rss_mb"][-2])
-                / (st["input_mb"][-1] - st["input_mb"][-2]),
-                3,
-            )
-            if dx > 0 and st["input_mb"][-1] > st["input_mb"][-2]
-            else None
-        )
+                st["input_mb"].append(round(size_mb, 2))
+                st["commit"].append(commits.get(name, commits.get("train", "")))
+            write_result(result, a.json, a.png, final=False)  # a stopped run keeps what it measured
     result["machine"]["load_after"] = os.getloadavg()[0]
     print()
     print(table(result))
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.json.with_name(a.json.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, a.json)
-    png = a.png or a.json.with_suffix(".png")
-    figure(result, png)
+    png = write_result(result, a.json, a.png, final=True)
     print(f"wrote {a.json} and {png}")
     return result
 
