@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
+from sciclr.config import dataset_params
 from sciclr.domains import get_domain
 from sciclr.errors import SciclrError
-from sciclr.io import load_matrix, load_torch
+from sciclr.io import load_matrix, load_torch, save_matrix
 from sciclr.pipeline import (
     baseline_features,
     gather,
@@ -175,9 +176,9 @@ class _Spy:
     def __init__(self, domain: Any) -> None:
         self.inner, self.calls = domain.baseline_features, []
 
-    def __call__(self, payload, cfg, names):
+    def __call__(self, payload, cfg, names, start=0, stop=None):
         self.calls.append(list(names))
-        return self.inner(payload, cfg, names)
+        return self.inner(payload, cfg, names, start, stop)
 
 
 @pytest.mark.parametrize(
@@ -196,13 +197,53 @@ def test_baseline_features_computes_and_writes_only_what_is_asked(
     spy = _Spy(get_domain(domain))
     monkeypatch.setattr(type(get_domain(domain)), "baseline_features", spy)
     baseline_features(params, root / "processed", tmp_path, names)
-    assert spy.calls == [sorted(expected)]
+    # one set per call (block by block; a CSR set twice: counting, then writing)
+    assert all(len(c) == 1 for c in spy.calls)
+    assert sorted({c[0] for c in spy.calls}) == sorted(expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{n}.npz" for n in sorted(expected)]
     ids = read_records(root / "processed")["id"].tolist()
     for name, width in expected.items():
         got_ids, X = load_matrix(tmp_path / f"{name}.npz")  # dense or CSR
         assert got_ids.tolist() == ids
         assert X.shape == (len(ids), width) and X.dtype == np.float32
+
+
+@pytest.mark.parametrize("domain", ["dna", "materials"])
+def test_features_written_block_by_block_equal_the_whole_matrix(
+    tmp_path, monkeypatch, dna_runs, materials_runs, domain
+):
+    """Blocks of 7 records give the files that one array of every record gives (CSR
+    6-mers included), and no block is larger than asked for."""
+    import sciclr.pipeline as pipe
+
+    params, root = (DNA, dna_runs[1]) if domain == "dna" else (MATERIALS, materials_runs["1"])
+    dom = get_domain(domain)
+    cfg = dataset_params(params)
+    payload = load_torch(root / "processed" / "data.pt")
+    ids = read_records(root / "processed")["id"].tolist()
+    sizes = []
+    real = type(dom).baseline_features
+
+    def sized(self, payload, cfg, names, start=0, stop=None):
+        out = real(self, payload, cfg, names, start, stop)
+        sizes.append(len(next(iter(out.values()))))
+        return out
+
+    monkeypatch.setattr(pipe, "FEATURE_BLOCK_RECORDS", 7)
+    monkeypatch.setattr(type(dom), "baseline_features", sized)
+    baseline_features(params, root / "processed", tmp_path / "blocks")
+    assert len(ids) > 7 and max(sizes) == 7
+    monkeypatch.setattr(type(dom), "baseline_features", real)
+    whole = dom.baseline_features(payload, cfg, dom.baseline_names(cfg))
+    for name, X in whole.items():
+        save_matrix(tmp_path / f"{name}.npz", ids, X, compact=True)
+        with (
+            np.load(tmp_path / f"{name}.npz") as a,
+            np.load(tmp_path / "blocks" / f"{name}.npz") as b,
+        ):
+            assert sorted(a.files) == sorted(b.files)
+            for key in a.files:
+                np.testing.assert_array_equal(a[key], b[key])
 
 
 def test_unknown_baseline_is_one_clear_error(tmp_path, dna_runs):

@@ -6,13 +6,15 @@ treat a truncated output as done on the next run).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+import shutil
 import struct
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,7 @@ __all__ = [
     "load_matrix",
     "load_torch",
     "save_matrix",
+    "save_matrix_blocks",
     "save_torch",
     "write_json",
     "write_table",
@@ -116,36 +119,131 @@ def _stored(X: np.ndarray) -> np.ndarray:
     return (X != 0) | np.signbit(X)
 
 
-def _csr_parts(X: np.ndarray) -> dict[str, np.ndarray] | None:
-    """CSR arrays of ``X`` when they are smaller than ``SPARSE_MAX_SHARE`` of it, else None.
+def _member(zf: zipfile.ZipFile, key: str, dtype: Any, shape: tuple[int, ...]):
+    """A writable ``key.npy`` member of an ``np.savez`` archive whose header says ``dtype`` and
+    ``shape``; the caller streams the C-order bytes after it (what ``np.savez`` writes, so
+    :func:`_npz_array` maps it)."""
+    fh = zf.open(key + ".npy", "w", force_zip64=True)
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": shape,
+    }
+    np.lib.format.write_array_header_1_0(fh, header)
+    return fh
 
-    Values are the float32 entries themselves and column indices the smallest unsigned type
-    that holds them, so the round trip is exact (:func:`load_matrix`). Built a block of rows
-    at a time (temporaries of ~4 M cells, whatever ``n``). Canonical 6-mer profiles of the
-    bundled 0.5-1.5 kb fragments are 34 % non-zero: 6 bytes per entry instead of 4 per cell,
-    0.51 of the dense file (60 -> 31 MB); 4-mer profiles, embeddings and element fractions of
-    mixed compounds stay dense."""
-    n, d = X.shape
-    if n == 0 or d == 0:
-        return None
-    nnz_rows = np.zeros(n, dtype=np.int64)
-    for sl in _row_chunks(n, d):
-        nnz_rows[sl] = _stored(X[sl]).sum(axis=1)
-    nnz = int(nnz_rows.sum())
-    idx_dtype = np.uint8 if d <= 2**8 else np.uint16 if d <= 2**16 else np.uint32
-    if nnz * (4 + np.dtype(idx_dtype).itemsize) + (n + 1) * 8 > SPARSE_MAX_SHARE * X.nbytes:
-        return None
+
+def _blocks_of(blocks: Callable[[], Iterable[Any]], d: int | None) -> Iterator[np.ndarray]:
+    """The float32 row blocks of ``blocks()``, each checked to have ``d`` columns (the first
+    one's when ``d`` is None)."""
+    for block in blocks():
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if block.ndim != 2 or (d is not None and block.shape[1] != d):
+            raise SciclrError(f"row block of shape {block.shape}; expected (rows, {d})")
+        d = block.shape[1]
+        yield block
+
+
+def save_matrix_blocks(
+    path: str | os.PathLike[str],
+    ids: Any,
+    blocks: Callable[[], Iterable[Any]],
+    d: int | None = None,
+    compact: bool = False,
+) -> tuple[int, int]:
+    """:func:`save_matrix` of the matrix whose rows ``blocks()`` yields in order, one block at
+    a time: memory holds one block and the per-row counts, not the ``(n, d)`` matrix (6-mer
+    profiles of 10^6 fragments: 8.3 GB dense). Returns the shape ``(n, d)``.
+
+    With ``compact``, ``blocks`` is called twice: the first pass counts the entries CSR would
+    keep, which decides the layout (CSR when it takes at most :data:`SPARSE_MAX_SHARE` of the
+    dense bytes) and sizes the arrays; the second streams them into the archive. CSR keeps
+    the float32 values exactly, column indices in the smallest unsigned type that holds
+    them; the column indices go through a temporary file beside the output, since a zip
+    archive is written one member at a time. ``d`` is the column count when no block comes
+    (``n = 0``)."""
+    ids = np.asarray(ids, dtype=str)
+    n = len(ids)
+    counts: list[np.ndarray] = []
+    csr = False
+    if compact:
+        for block in _blocks_of(blocks, d):
+            d = block.shape[1]
+            counts.append(_stored(block).sum(axis=1))
+        nnz_rows = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+        if len(nnz_rows) != n:
+            raise SciclrError(f"{path}: matrix of {len(nnz_rows)} rows does not match {n} ids")
+        nnz = int(nnz_rows.sum())
+        idx_dtype = np.uint8 if (d or 0) <= 2**8 else np.uint16 if d <= 2**16 else np.uint32
+        dense_bytes = n * (d or 0) * 4
+        csr = dense_bytes > 0 and (
+            nnz * (4 + np.dtype(idx_dtype).itemsize) + (n + 1) * 8 <= SPARSE_MAX_SHARE * dense_bytes
+        )
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with zf.open("ids.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, ids, allow_pickle=False)
+            if csr:
+                _write_csr(zf, tmp.parent, blocks, d, nnz_rows, idx_dtype)
+            else:
+                d = _write_dense(zf, path, blocks, d, n)
+    return n, int(d or 0)
+
+
+def _write_dense(
+    zf: zipfile.ZipFile, path: Any, blocks: Callable[[], Iterable[Any]], d: int | None, n: int
+) -> int:
+    """Member ``X``: ``(n, d)`` float32, streamed; its header needs ``d``, so the first block
+    is read before it is written."""
+    it = _blocks_of(blocks, d)
+    first = next(it, None)
+    d = first.shape[1] if first is not None else int(d or 0)
+    rows = 0
+    with _member(zf, "X", np.float32, (n, d)) as fh:
+        for block in itertools.chain([first] if first is not None else [], it):
+            rows += len(block)
+            if rows > n:
+                break
+            fh.write(block.tobytes())
+    if rows != n:
+        got = f"more than {n}" if rows > n else str(rows)
+        raise SciclrError(f"{path}: row blocks hold {got} rows; expected {n}, one per id")
+    return d
+
+
+def _write_csr(
+    zf: zipfile.ZipFile,
+    folder: Path,
+    blocks: Callable[[], Iterable[Any]],
+    d: int,
+    nnz_rows: np.ndarray,
+    idx_dtype: Any,
+) -> None:
+    """Members ``X_data``, ``X_indices``, ``X_indptr`` and ``X_shape`` (see :func:`save_matrix`)
+    from a second pass over the blocks, which must yield what the counting pass saw."""
+    n = len(nnz_rows)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(nnz_rows, out=indptr[1:])
-    data = np.empty(nnz, dtype=np.float32)
-    cols = np.empty(nnz, dtype=idx_dtype)
-    for sl in _row_chunks(n, d):
-        block = X[sl]
-        r, c = np.nonzero(_stored(block))  # row-major: CSR order
-        a, b = indptr[sl.start], indptr[sl.stop]
-        data[a:b] = block[r, c]
-        cols[a:b] = c
-    return {"X_data": data, "X_indices": cols, "X_indptr": indptr, "X_shape": np.array([n, d])}
+    nnz = int(indptr[-1])
+    with tempfile.TemporaryFile(dir=folder) as cols_tmp:
+        lo = 0
+        with _member(zf, "X_data", np.float32, (nnz,)) as fh:
+            for block in _blocks_of(blocks, d):
+                r, c = np.nonzero(_stored(block))  # row-major: CSR order
+                hi = lo + len(block)
+                if hi > n or len(r) != indptr[hi] - indptr[lo]:
+                    raise SciclrError("row blocks changed between the counting and writing passes")
+                fh.write(block[r, c].tobytes())
+                cols_tmp.write(c.astype(idx_dtype).tobytes())
+                lo = hi
+        if lo != n:
+            raise SciclrError("row blocks changed between the counting and writing passes")
+        cols_tmp.seek(0)
+        with _member(zf, "X_indices", idx_dtype, (nnz,)) as fh:
+            shutil.copyfileobj(cols_tmp, fh, 1 << 22)
+    for key, arr in (("X_indptr", indptr), ("X_shape", np.array([n, d]))):
+        with zf.open(key + ".npy", "w", force_zip64=True) as fh:
+            np.lib.format.write_array(fh, arr, allow_pickle=False)
 
 
 def save_matrix(path: str | os.PathLike[str], ids: Any, X: Any, compact: bool = False) -> None:
@@ -155,14 +253,17 @@ def save_matrix(path: str | os.PathLike[str], ids: Any, X: Any, compact: bool = 
     The matrix is ``X`` (dense), or with ``compact`` (the baseline features) when that is at
     most :data:`SPARSE_MAX_SHARE` of the dense size, CSR: ``X_data`` (float32 values),
     ``X_indices`` (column of each value), ``X_indptr`` (int64 ``(n + 1,)``) and ``X_shape``.
-    Both read back exactly with :func:`load_matrix`."""
+    Both read back exactly with :func:`load_matrix`. Canonical 6-mer profiles of the bundled
+    0.5-1.5 kb fragments are 34 % non-zero: 6 bytes per entry instead of 4 per cell, 0.51 of
+    the dense file (60 -> 31 MB); 4-mer profiles, embeddings and element fractions of mixed
+    compounds stay dense. Written a block of rows at a time (:func:`save_matrix_blocks`,
+    temporaries of ~4 M cells, whatever ``n``)."""
     X = np.asarray(X, dtype=np.float32)
     ids = np.asarray(ids, dtype=str)
     if X.ndim != 2 or len(X) != len(ids):
         raise SciclrError(f"{path}: matrix shape {X.shape} does not match {len(ids)} ids")
-    arrays = (_csr_parts(X) if compact else None) or {"X": X}
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, ids=ids, **arrays)
+    n, d = X.shape
+    save_matrix_blocks(path, ids, lambda: (X[sl] for sl in _row_chunks(n, d)), d, compact)
 
 
 def _npz_array(path: Path, zf: zipfile.ZipFile, key: str, mmap: bool) -> np.ndarray:

@@ -126,10 +126,17 @@ class Domain(Protocol):
     def data_source(self, payload: Mapping[str, Any]) -> DataSource: ...
 
     def baseline_features(
-        self, payload: Mapping[str, Any], cfg: Mapping[str, Any], names: Sequence[str]
+        self,
+        payload: Mapping[str, Any],
+        cfg: Mapping[str, Any],
+        names: Sequence[str],
+        start: int = 0,
+        stop: int | None = None,
     ) -> dict[str, np.ndarray]:
-        """The feature sets ``names`` (from :meth:`baseline_names`) per item, e.g.
-        ``{"kmer4": (n, 136), "kmer6": (n, 2080)}``; only those are computed."""
+        """The feature sets ``names`` (from :meth:`baseline_names`) of the records
+        ``start:stop`` (all by default), e.g. ``{"kmer4": (m, 136), "kmer6": (m, 2080)}``;
+        only those are computed. A row depends on its record alone, so a set is written a
+        block of records at a time (:func:`sciclr.pipeline.baseline_features`)."""
         ...
 
     def build_model(self, payload: Mapping[str, Any], cfg: Mapping[str, Any]) -> ContrastiveModel:

@@ -99,17 +99,26 @@ class DnaDomain:
         return DnaDataSource(payload)
 
     def baseline_features(
-        self, payload: Mapping[str, Any], cfg: Mapping[str, Any], names: Sequence[str]
+        self,
+        payload: Mapping[str, Any],
+        cfg: Mapping[str, Any],
+        names: Sequence[str],
+        start: int = 0,
+        stop: int | None = None,
     ) -> dict[str, np.ndarray]:
-        """Canonical k-mer frequency profiles of the full records, ``kmer{k}`` → ``(n, F)``
-        float32 (F = 136 for k=4, 2080 for k=6), for the requested ``names``."""
+        """Canonical k-mer frequency profiles of the full records ``start:stop``, ``kmer{k}``
+        → ``(m, F)`` float32 (F = 136 for k=4, 2080 for k=6), for the requested ``names``."""
         import numpy as np
 
         from sciclr.data.dna.kmers import kmer_profiles_ragged
 
-        codes = np.asarray(payload["codes"], dtype=np.uint8)
         offsets = np.asarray(payload["offsets"], dtype=np.int64)
-        return {name: kmer_profiles_ragged(codes, offsets, int(name[4:])) for name in names}
+        lo, hi, _ = slice(start, stop).indices(len(offsets) - 1)
+        hi = max(lo, hi)
+        a, b = int(offsets[lo]), int(offsets[hi])
+        codes = np.asarray(payload["codes"][a:b], dtype=np.uint8)  # the block's bases only
+        rel = offsets[lo : hi + 1] - a
+        return {name: kmer_profiles_ragged(codes, rel, int(name[4:])) for name in names}
 
     def build_model(
         self, payload: Mapping[str, Any], cfg: Mapping[str, Any]

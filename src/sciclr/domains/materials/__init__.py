@@ -119,22 +119,29 @@ class MaterialsDomain:
         return CrystalSource(payload)
 
     def baseline_features(
-        self, payload: Mapping[str, Any], cfg: Mapping[str, Any], names: Sequence[str]
+        self,
+        payload: Mapping[str, Any],
+        cfg: Mapping[str, Any],
+        names: Sequence[str],
+        start: int = 0,
+        stop: int | None = None,
     ) -> dict[str, np.ndarray]:
-        """``element_fractions`` (n, 118) float32: column Z - 1 holds the atom fraction of Z;
-        ``lattice`` (n, 37): the basis-free lattice descriptors the GNN's lattice branch reads
-        (:mod:`sciclr.data.lattice`), so the report shows what the cell alone tells."""
+        """``element_fractions`` (m, 118) float32 of the structures ``start:stop``: column
+        Z - 1 holds the atom fraction of Z; ``lattice`` (m, 37): the basis-free lattice
+        descriptors the GNN's lattice branch reads (:mod:`sciclr.data.lattice`), so the
+        report shows what the cell alone tells."""
         import numpy as np
         import torch
 
         from sciclr.data.lattice import lattice_invariants
 
+        rows = slice(start, stop)
         out = {}
         if "element_fractions" in names:
-            out["element_fractions"] = np.asarray(payload["composition"], dtype=np.float32)
+            out["element_fractions"] = np.asarray(payload["composition"][rows], dtype=np.float32)
         if "lattice" in names:
-            n_atoms = torch.diff(torch.as_tensor(payload["atom_ptr"]))
-            lattice = torch.as_tensor(payload["lattice"])
+            n_atoms = torch.diff(torch.as_tensor(payload["atom_ptr"]))[rows]
+            lattice = torch.as_tensor(payload["lattice"])[rows]
             out["lattice"] = lattice_invariants(lattice, n_atoms).numpy()
         return out
 
