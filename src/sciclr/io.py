@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sciclr.errors import SciclrError
+from sciclr.ragged import ragged_positions
 
 if TYPE_CHECKING:
     import torch
@@ -369,8 +370,7 @@ class StoredMatrix:
             if total == 0:
                 continue
             at = np.repeat(np.arange(sl.start, sl.stop), counts)
-            first = np.cumsum(counts) - counts  # where each row's entries start in the block
-            pos = np.repeat(starts - first, counts) + np.arange(total)
+            pos = ragged_positions(starts, counts)
             out[at, cols[pos]] = data[pos]
         return out
 

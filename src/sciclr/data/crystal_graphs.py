@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from pymatgen.optimization.neighbors import find_points_in_spheres
 
-__all__ = ["TIE_TOL", "GraphSettings", "cap_neighbors", "neighbor_list", "segment_arange"]
+__all__ = ["TIE_TOL", "GraphSettings", "cap_neighbors", "neighbor_list"]
 
 TIE_TOL = 1e-3  # Å: neighbours closer than this to the cap distance count as tied
 
@@ -49,14 +49,6 @@ class GraphSettings:
             min_distance=float(pre["min_distance"]),
             max_atoms=int(pre["max_atoms"]),
         )
-
-
-def segment_arange(counts: np.ndarray) -> np.ndarray:
-    """``concat([arange(c) for c in counts])`` without a Python loop."""
-    counts = np.asarray(counts, dtype=np.int64)
-    total = int(counts.sum())
-    starts = np.cumsum(counts) - counts
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
 
 
 def neighbor_list(

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sciclr.data.crystal_graphs import segment_arange
 from sciclr.data.xrd import MAX_Z
+from sciclr.ragged import ragged_positions
 
 __all__ = [
     "ATOM_KEYS",
@@ -37,7 +37,7 @@ def take_atoms(ptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     counts = ptr[rows + 1] - ptr[rows]
     return (
         np.r_[0, np.cumsum(counts)].astype(np.int64),
-        np.repeat(ptr[rows], counts) + segment_arange(counts),
+        ragged_positions(ptr[rows], counts),
     )
 
 
@@ -60,9 +60,7 @@ def take(payload: Mapping[str, Any], rows: torch.Tensor) -> dict[str, Any]:
     for ptr_key, keys in (("atom_ptr", ATOM_KEYS), ("edge_ptr", ("edge_index", *EDGE_KEYS))):
         ptr = payload[ptr_key]
         counts = ptr[rows + 1] - ptr[rows]
-        idx = torch.repeat_interleave(ptr[rows], counts) + torch.from_numpy(
-            segment_arange(counts.numpy())
-        )
+        idx = torch.from_numpy(ragged_positions(ptr[rows].numpy(), counts.numpy()))
         out[ptr_key] = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
         for key in keys:
             t = payload[key]

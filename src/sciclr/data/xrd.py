@@ -24,6 +24,8 @@ from pymatgen.analysis.diffraction.xrd import ATOMIC_SCATTERING_PARAMS, WAVELENG
 from pymatgen.core.periodic_table import Element
 from pymatgen.optimization.neighbors import find_points_in_spheres
 
+from sciclr.ragged import ragged_positions
+
 __all__ = ["KNOWN_Z", "MAX_Z", "XRDSettings", "scattering_table", "xrd_pattern", "xrd_patterns"]
 
 _TWO_THETA_TOL = AbstractDiffractionPatternCalculator.TWO_THETA_TOL
@@ -157,7 +159,7 @@ def _chunk_patterns(
     # atoms of the chunk, renumbered 0..A_c
     a_lo, a_hi = atom_ptr[rows], atom_ptr[rows + 1]
     n_at = a_hi - a_lo
-    atom_idx = np.repeat(a_lo, n_at) + _seg_arange(n_at)
+    atom_idx = ragged_positions(a_lo, n_at)
     zc, fc = z[atom_idx], frac[atom_idx]
     atom_struct = np.repeat(np.arange(len(chunk)), n_at)
     c_ptr = np.r_[0, np.cumsum(n_at)]
@@ -171,7 +173,7 @@ def _chunk_patterns(
     s2 = (g / 2) ** 2
     me_count = n_slot[refl_of]
     me_refl = np.repeat(np.arange(len(g)), me_count)
-    me_slot = np.repeat(slot_ptr[refl_of], me_count) + _seg_arange(me_count)
+    me_slot = ragged_positions(slot_ptr[refl_of], me_count)
     c = _COEFF[slot_z[me_slot]]  # (P_me, 4, 2)
     s2m = s2[me_refl]
     f_me = slot_z[me_slot] - 41.78214 * s2m * np.einsum(
@@ -187,7 +189,7 @@ def _chunk_patterns(
     big = n_refl * n_at >= _DENSE_PAIRS
     pa_count = np.where(big[refl_of], 0, n_at[refl_of])
     pair_refl = np.repeat(np.arange(n_refl_all), pa_count)
-    pair_atom = np.repeat(c_ptr[refl_of], pa_count) + _seg_arange(pa_count)
+    pair_atom = ragged_positions(c_ptr[refl_of], pa_count)
     if len(pair_refl):
         f_pair = f_me[me_ptr[pair_refl] + atom_slot[pair_atom] - slot_ptr[atom_struct[pair_atom]]]
         phase = _phase_flat(hkl, fc, pair_refl, pair_atom) * f_pair
@@ -253,13 +255,6 @@ def _phase_dense(hkl: np.ndarray, frac: np.ndarray) -> np.ndarray:
         phase = part if phase is None else phase * part
     assert phase is not None
     return phase
-
-
-def _seg_arange(counts: np.ndarray) -> np.ndarray:
-    counts = np.asarray(counts, dtype=np.int64)
-    return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(
-        np.cumsum(counts) - counts, counts
-    )
 
 
 def xrd_pattern(

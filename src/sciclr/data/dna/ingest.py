@@ -64,6 +64,7 @@ from sciclr.data.dna.files import read_records
 from sciclr.data.processed import Processed
 from sciclr.data.records import REJECT_COLUMNS, label_rows_without_record, read_label_table
 from sciclr.errors import SciclrError
+from sciclr.ragged import ragged_positions
 
 __all__ = ["gather_ragged", "merge_dna", "preprocess_dna_shard"]
 
@@ -381,8 +382,8 @@ def gather_ragged(
     while lo < n:
         hi = int(np.searchsorted(offsets, offsets[lo] + block, side="right")) - 1
         hi = min(max(hi, lo + 1), n)  # at least one row, however long
-        rows = np.repeat(np.arange(hi - lo), new_lens[lo:hi])
-        within = np.arange(offsets[hi] - offsets[lo]) - (offsets[lo:hi] - offsets[lo])[rows]
-        out[offsets[lo] : offsets[hi]] = flat[starts[perm[lo:hi]][rows] + within]
+        out[offsets[lo] : offsets[hi]] = flat[
+            ragged_positions(starts[perm[lo:hi]], new_lens[lo:hi])
+        ]
         lo = hi
     return out, offsets
