@@ -284,3 +284,29 @@ def test_xrd_matches_pymatgen_xrdcalculator(tiny_structures):
             )
         ref, _ = np.histogram(pat.x, bins=st.edges(), weights=pat.y)
         np.testing.assert_allclose(ours, ref / ref.max(), atol=1e-6)
+
+
+@pytest.mark.parametrize("block", [1, 2, 5])
+def test_graphs_built_block_by_block_equal_one_pass(tiny_structures, block):
+    """Blocks of structures give the arrays and reject reasons of one pass over all of them,
+    with rejected structures (overlapping, isolated) inside and across blocks."""
+    from dataclasses import replace
+
+    structs = list(tiny_structures)
+    s0 = structs[0]
+    overlap = replace(
+        s0, frac=np.concatenate([s0.frac, s0.frac[:1] + 1e-4]), z=np.r_[s0.z, s0.z[:1]]
+    )
+    structs = [structs[0], overlap, *structs[1:], overlap]
+    settings = graph_settings(cutoff=4.0, max_neighbors=8)
+    lat = np.stack([s.lattice for s in structs])
+    ptr = np.r_[0, np.cumsum([len(s.z) for s in structs])]
+    cart = np.concatenate([s.frac @ s.lattice for s in structs])
+    whole, why_whole = build_graphs(lat, cart, ptr, settings, block=len(structs))
+    parts, why_parts = build_graphs(lat, cart, ptr, settings, block=block)
+    assert why_parts == why_whole
+    assert sum(w is not None for w in why_whole) >= 2
+    assert sorted(parts) == sorted(whole)
+    for key in whole:
+        assert parts[key].dtype == whole[key].dtype
+        np.testing.assert_array_equal(parts[key], whole[key])
