@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn import config_context
 from sklearn.cluster import HDBSCAN, KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
@@ -34,7 +35,7 @@ from sciclr.analysis import metrics as M
 from sciclr.analysis.bootstrap import Estimate, estimates
 from sciclr.analysis.probes import cap_rows, standardize
 from sciclr.analysis.scoring import task_seed
-from sciclr.analysis.spec import Settings, TaskData
+from sciclr.analysis.spec import KNN_WORKING_MEMORY_MB, Settings, TaskData
 from sciclr.errors import SciclrError
 
 __all__ = [
@@ -98,7 +99,8 @@ def leiden_labels(Z: np.ndarray, n_neighbors: int, resolution: float, seed: int)
 
     k = max(1, min(int(n_neighbors), len(Z) - 1))
     nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(Z)
-    idx = nn.kneighbors(Z, return_distance=False)[:, 1:]
+    with config_context(working_memory=KNN_WORKING_MEMORY_MB):
+        idx = nn.kneighbors(Z, return_distance=False)[:, 1:]
     src = np.repeat(np.arange(len(Z)), k)
     dst = idx.ravel()
     a, b = np.minimum(src, dst), np.maximum(src, dst)

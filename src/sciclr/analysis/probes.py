@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy.linalg import LinAlgWarning
+from sklearn import config_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -35,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sciclr.analysis.logistic import fit_logistic
 from sciclr.analysis.scoring import Prediction, metric_functions, task_seed
-from sciclr.analysis.spec import HIGHER_IS_BETTER, Settings, TaskData
+from sciclr.analysis.spec import HIGHER_IS_BETTER, KNN_WORKING_MEMORY_MB, Settings, TaskData
 from sciclr.errors import SciclrError
 
 __all__ = ["cap_rows", "fit_linear", "fit_predict", "ridge_path", "run_probes", "standardize"]
@@ -342,7 +343,8 @@ def fit_predict(
         kw = {"n_neighbors": k, "metric": "cosine", "algorithm": "brute", "n_jobs": threads}
         if task.type == "regression":
             model = KNeighborsRegressor(**kw).fit(Xtr, ytr.astype(float))
-            pred, _ = _chunked(lambda x: (model.predict(scale(x)), None), X, te, chunk)
+            with config_context(working_memory=KNN_WORKING_MEMORY_MB):
+                pred, _ = _chunked(lambda x: (model.predict(scale(x)), None), X, te, chunk)
             return pred, None, f"k={k}" + sub_note
         model = KNeighborsClassifier(**kw).fit(Xtr, ytr)
 
@@ -350,7 +352,8 @@ def fit_predict(
             x = scale(x)
             return model.predict(x).astype(object), _positive_score(model, x, task.positive)
 
-        pred, score = _chunked(predict, X, te, chunk)
+        with config_context(working_memory=KNN_WORKING_MEMORY_MB):
+            pred, score = _chunked(predict, X, te, chunk)
         return pred, score, f"k={k}" + sub_note
     if probe == "rf":
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor

@@ -22,6 +22,7 @@ from sciclr.errors import SciclrError
 
 __all__ = [
     "HIGHER_IS_BETTER",
+    "KNN_WORKING_MEMORY_MB",
     "Settings",
     "Target",
     "TaskData",
@@ -29,6 +30,11 @@ __all__ = [
 ]
 
 #: Direction of every metric the analysis writes.
+#: scikit-learn's ``working_memory`` (MB) for brute-force k-NN queries: the distance block it
+#: holds per chunk of query rows (its default, 1,024 MB, was most of the DNA probe's 1.9 GB peak
+#: at 4x the bundled data); the neighbours found do not depend on it
+KNN_WORKING_MEMORY_MB = 256
+
 HIGHER_IS_BETTER: dict[str, bool] = {
     "accuracy": True,
     "balanced_accuracy": True,
