@@ -225,7 +225,8 @@ def test_device_and_amp_choice() -> None:
 
 def test_the_val_check_compares_against_a_seeded_capped_train_subset(tmp_path):
     """``train.eval_max_items`` caps the k-NN reference set (its embedding is the check's cost);
-    the subset is drawn from the train split only, by the training seed, and all val items stay."""
+    the subset is drawn from the train split only, by the training seed, and all val items stay.
+    ``train.eval_max_val`` caps the val items scored the same way."""
     data = make_dataset(tmp_path / "data")
     records = pd.read_csv(data / "records.tsv", sep="\t", dtype=str, keep_default_na=False)
     source = DOMAIN.data_source(load_torch(data / "data.pt"))
@@ -242,6 +243,13 @@ def test_the_val_check_compares_against_a_seeded_capped_train_subset(tmp_path):
     assert len(capped.train_idx) == 20 and set(capped.train_idx) <= set(train)
     assert np.array_equal(capped.val_idx, val)
     assert how.endswith("against 20 seeded train items")
+    few_val, how = build(eval_max_val=7)
+    assert len(few_val.val_idx) == 7 and set(few_val.val_idx) <= set(val) and len(val) > 7
+    assert np.array_equal(few_val.train_idx, train)
+    assert how == "k-NN on 'label', scored on 7 seeded val items"
+    vcodes = dict(zip(val, full.val_y.tolist(), strict=True))
+    assert [vcodes[i] for i in few_val.val_idx] == few_val.val_y.tolist()
+    assert np.array_equal(build(eval_max_val=7)[0].val_idx, few_val.val_idx)  # seeded
     again, _ = build(eval_max_items=20)
     other, _ = build(eval_max_items=20, seed=8)
     assert np.array_equal(again.train_idx, capped.train_idx)

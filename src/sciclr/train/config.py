@@ -38,6 +38,7 @@ class TrainConfig:
     log_every: int  #: steps between log lines when the output is not a terminal
     eval_every: int  #: epochs between val evaluations (0 = never)
     eval_max_items: int  #: train items the val k-NN check compares against (seeded subsample)
+    eval_max_val: int  #: val items the val k-NN check scores (seeded subsample)
     select_on_val: bool  #: keep the best epoch on val as the final checkpoint
     tensorboard: bool  #: also log to out_dir/tensorboard (needs the tensorboard package)
     max_steps: int | None  #: stop after this many optimizer steps (None = all epochs)

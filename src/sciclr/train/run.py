@@ -110,6 +110,10 @@ def _evaluator(
         rng = np.random.default_rng(tcfg.seed)
         train = np.sort(rng.choice(train, tcfg.eval_max_items, replace=False))
         how += f" against {len(train)} seeded train items"
+    if len(val) > tcfg.eval_max_val:  # each check embeds every val item it scores
+        rng = np.random.default_rng([tcfg.seed, 1])
+        val = np.sort(rng.choice(val, tcfg.eval_max_val, replace=False))
+        how += f", scored on {len(val)} seeded val items"
     evaluator = KnnEvaluator(
         source, train, labels[train], val, labels[val], device, tcfg.embed_batch_size
     )
