@@ -354,18 +354,26 @@ def finetune_task_pattern():
 # compute.<step>.mem_mb_per_input_mb replaces every factor of the step. Sizes are summed here
 # rather than read from `input.size_mb`, which is <TBD> for inputs that do not exist yet (a dry
 # run's plan); Snakemake re-evaluates resources once a job's inputs exist, before it starts.
-MEM_MODEL = {  # rule: (base MB, MB per input MB); benchmarks/scaling.py --quick, 2026-12-01
-    "parse_shard": (450, 3.0),  # crystals 413 -> 449 MB for 4.0 -> 15.9 MB of CIFs
-    # DNA 369 -> 515 MB for 8.0 -> 29.3 MB of FASTA; crystal graphs 639 -> 1382 MB for 1.4 ->
-    # 5.5 MB of parsed arrays (its input is the parse stage's output): one factor per domain
-    "preprocess_shard": {"dna": (400, 7.0), "materials": (650, 180.0)},
-    "gather": (450, 4.0),  # DNA 351 -> 411 MB for 7.2 -> 28.0 MB of shards
-    "features": (450, 15.0),  # 6-mer profiles: 437 -> 759 MB for 7.4 -> 28.8 MB
-    "train": (2200, 6.0),  # DNA 2014 -> 2136 MB for 7.4 -> 28.8 MB: memory-mapped
+MEM_MODEL = {  # rule: (base MB, MB per input MB); benchmarks/scaling.py, 2026-12-01
+    # crystals 414 -> 448 -> 563 MB for 4.0 -> 15.9 -> 63.6 MB of CIFs
+    "parse_shard": (450, 3.0),
+    # DNA 369 -> 515 MB for 8.0 -> 29.3 MB of FASTA; crystal graphs (built 256 structures at a
+    # time) 556 -> 653 -> 1032 MB for 1.4 -> 5.5 -> 22.2 MB of parsed arrays (its input is the
+    # parse stage's output): one factor per domain
+    "preprocess_shard": {"dna": (400, 7.0), "materials": (550, 25.0)},
+    # DNA 351 -> 411 MB for 7.2 -> 28.0 MB; crystals 1210 MB for 238 MB
+    "gather": (450, 4.0),
+    # written 2,048 records at a time: DNA 6-mers 443 MB for 28.8 MB; lattice 578 -> 699 MB
+    # for 15.6 -> 240 MB
+    "features": (450, 2.0),
+    # one epoch with its val check; DNA's peak follows the steps taken, not n (freed heap
+    # blocks of changing batch widths: 2729 MB after 20 steps, 3347 after 80, 3151 after 60 at
+    # 1x); crystals 2060 -> 2227 -> 2441 MB for 15.6 -> 60.5 -> 240 MB
+    "train": {"dna": (3600, 2.0), "materials": (2150, 1.5)},
     "embed": (
         1400,
         4.5,
-    ),  # DNA 1130 -> 1226 MB for 9.7 -> 31.1 MB; crystals 1354 -> 1408
+    ),  # DNA 1130 -> 1226 MB for 9.7 -> 31.1 MB; crystals 1353 -> 1408 -> 1782 MB, 246 MB
     "probe": (800, 6.5),  # DNA 784 -> 1940 MB for 63 -> 251 MB (capped fits beyond)
     "cluster": (650, 3.5),  # DNA 656 -> 1281 MB for 63 -> 251 MB
     "label_efficiency": (500, 2.5),  # DNA 500 -> 934 MB (+ workers) for 63 -> 251 MB
