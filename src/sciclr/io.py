@@ -185,7 +185,7 @@ def save_matrix_blocks(
             with zf.open("ids.npy", "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, ids, allow_pickle=False)
             if csr:
-                _write_csr(zf, tmp.parent, blocks, d, nnz_rows, idx_dtype)
+                _write_csr(zf, Path(path), blocks, d, nnz_rows, idx_dtype)
             else:
                 d = _write_dense(zf, path, blocks, d, n)
     return n, int(d or 0)
@@ -214,7 +214,7 @@ def _write_dense(
 
 def _write_csr(
     zf: zipfile.ZipFile,
-    folder: Path,
+    final: Path,
     blocks: Callable[[], Iterable[Any]],
     d: int,
     nnz_rows: np.ndarray,
@@ -226,7 +226,11 @@ def _write_csr(
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(nnz_rows, out=indptr[1:])
     nnz = int(indptr[-1])
-    with tempfile.TemporaryFile(dir=folder) as cols_tmp:
+    # a named sibling in the atomic-write pattern (.<name>.<random>.tmp), removed on close: on
+    # the output's disk, which holds the result anyway, and never taken for an output
+    with tempfile.NamedTemporaryFile(
+        dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"
+    ) as cols_tmp:
         lo = 0
         with _member(zf, "X_data", np.float32, (nnz,)) as fh:
             for block in _blocks_of(blocks, d):
