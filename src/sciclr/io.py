@@ -10,7 +10,6 @@ import itertools
 import json
 import math
 import os
-import shutil
 import struct
 import tempfile
 import zipfile
@@ -226,26 +225,25 @@ def _write_csr(
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(nnz_rows, out=indptr[1:])
     nnz = int(indptr[-1])
-    # a named sibling in the atomic-write pattern (.<name>.<random>.tmp), removed on close: on
-    # the output's disk, which holds the result anyway, and never taken for an output
-    with tempfile.NamedTemporaryFile(
-        dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"
-    ) as cols_tmp:
-        lo = 0
-        with _member(zf, "X_data", np.float32, (nnz,)) as fh:
-            for block in _blocks_of(blocks, d):
-                r, c = np.nonzero(_stored(block))  # row-major: CSR order
-                hi = lo + len(block)
-                if hi > n or len(r) != indptr[hi] - indptr[lo]:
-                    raise SciclrError("row blocks changed between the counting and writing passes")
-                fh.write(block[r, c].tobytes())
-                cols_tmp.write(c.astype(idx_dtype).tobytes())
-                lo = hi
-        if lo != n:
-            raise SciclrError("row blocks changed between the counting and writing passes")
-        cols_tmp.seek(0)
-        with _member(zf, "X_indices", idx_dtype, (nnz,)) as fh:
-            shutil.copyfileobj(cols_tmp, fh, 1 << 22)
+    # the column indices are kept (nnz x 1-2 bytes, a third of the values' bytes) until the
+    # values' member is complete: a zip archive is written one member at a time
+    cols_parts: list[np.ndarray] = []
+    lo = 0
+    with _member(zf, "X_data", np.float32, (nnz,)) as fh:
+        for block in _blocks_of(blocks, d):
+            r, c = np.nonzero(_stored(block))  # row-major: CSR order
+            hi = lo + len(block)
+            if hi > n or len(r) != indptr[hi] - indptr[lo]:
+                raise SciclrError("row blocks changed between the counting and writing passes")
+            fh.write(block[r, c].tobytes())
+            cols_parts.append(c.astype(idx_dtype))
+            lo = hi
+    if lo != n:
+        raise SciclrError("row blocks changed between the counting and writing passes")
+    with _member(zf, "X_indices", idx_dtype, (nnz,)) as fh:
+        for part in cols_parts:
+            fh.write(part.tobytes())
+    del cols_parts
     for key, arr in (("X_indptr", indptr), ("X_shape", np.array([n, d]))):
         with zf.open(key + ".npy", "w", force_zip64=True) as fh:
             np.lib.format.write_array(fh, arr, allow_pickle=False)
