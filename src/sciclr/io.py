@@ -184,7 +184,7 @@ def save_matrix_blocks(
             with zf.open("ids.npy", "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, ids, allow_pickle=False)
             if csr:
-                _write_csr(zf, Path(path), blocks, d, nnz_rows, idx_dtype)
+                _write_csr(zf, blocks, d, nnz_rows, idx_dtype)
             else:
                 d = _write_dense(zf, path, blocks, d, n)
     return n, int(d or 0)
@@ -213,7 +213,6 @@ def _write_dense(
 
 def _write_csr(
     zf: zipfile.ZipFile,
-    final: Path,
     blocks: Callable[[], Iterable[Any]],
     d: int,
     nnz_rows: np.ndarray,
