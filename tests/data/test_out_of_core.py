@@ -16,6 +16,7 @@ import yaml
 
 from sciclr.config import dataset_params
 from sciclr.domains import get_domain
+from sciclr.io import load_matrix
 from sciclr.pipeline import gather, parse_shard, preprocess_shard
 from sciclr.train.embed import embed
 from sciclr.train.run import load_data, run_embedding, run_training
@@ -123,12 +124,13 @@ def test_embedding_from_the_mapped_payload_equals_the_in_memory_one(processed, t
     sec, data = processed
     cfg = dataset_params(sec)
     domain = get_domain(cfg["domain"])
-    x = run_embedding(sec, data, None, tmp_path / "u.npz")  # mapped (the default)
+    shape = run_embedding(sec, data, None, tmp_path / "u.npz")  # mapped (the default)
+    _, x = load_matrix(tmp_path / "u.npz")
     payload, records = load_data(data, mmap=False)
     torch.manual_seed(cfg["train"]["seed"])
     model = domain.build_model(payload, cfg)
     ref = embed(model, domain.data_source(payload), np.arange(len(records)), torch.device("cpu"))
-    assert x.shape == ref.shape and x.shape[0] == len(records)
+    assert x.shape == ref.shape == shape and x.shape[0] == len(records)
     np.testing.assert_array_equal(x, ref)
 
 

@@ -228,6 +228,27 @@ def test_length_sorted_embedding_equals_unsorted(processed):
     np.testing.assert_allclose(sorted_[:1], one, rtol=1e-4, atol=1e-5)
 
 
+def test_embedding_streamed_in_chunks_equals_one_chunk(processed):
+    """embed_blocks() yields the rows in the given order, a chunk at a time (each sorted by
+    length inside): the same embeddings as one chunk, whatever the chunk size."""
+    from sciclr.train.embed import embed, embed_blocks
+
+    torch.manual_seed(0)
+    model = DOMAIN.build_model(processed.payload, tiny_cfg())
+    src = DOMAIN.data_source(processed.payload)
+    idx = np.random.default_rng(1).permutation(180)[:101]
+    cpu = torch.device("cpu")
+    whole = embed(model, src, idx, cpu, batch_size=16)
+    blocks = list(embed_blocks(model, src, idx, cpu, batch_size=16, chunk_items=40))
+    assert [len(b) for b in blocks] == [40, 40, 21]
+    np.testing.assert_allclose(np.concatenate(blocks), whole, rtol=1e-4, atol=1e-5)
+    # a chunk sorts only its own items: a row's place does not depend on the other chunks
+    first = list(embed_blocks(model, src, idx[:40], cpu, batch_size=16, chunk_items=40))
+    np.testing.assert_array_equal(first[0], blocks[0])
+    with pytest.raises(ValueError, match="chunk_items"):
+        next(embed_blocks(model, src, idx, cpu, chunk_items=0))
+
+
 def test_every_pairing_says_what_its_views_share():
     for pairing, n in (("augment", 1), ("kmer", 1), ("both", 2)):
         cfg = dataset_params({"domain": "dna", "model": {"pairing": pairing}})

@@ -1,4 +1,5 @@
-"""sciclr.train.allocator: a fixed mmap threshold returns freed multi-MiB buffers to the OS."""
+"""sciclr.train.allocator: a fixed mmap threshold, or a heap trim, returns freed multi-MiB
+buffers to the OS."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ PROBE = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from sciclr.train.allocator import fix_mmap_threshold, mmap_threshold
+    from sciclr.train.allocator import fix_mmap_threshold, mmap_threshold, trim_heap
 
     def rss_mb():
         with open("/proc/self/statm") as fh:
@@ -35,6 +36,8 @@ PROBE = textwrap.dedent(
     blocks = [np.ones(2 << 20, dtype=np.uint8) for _ in range(120)]
     last = blocks[-1]
     del blocks
+    if sys.argv[1] == "trimmed":  # what training does after each step
+        assert trim_heap()
     print(rss_mb())
     """
 )
@@ -52,11 +55,13 @@ def _held_mb(mode: str) -> float:
     not (sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION")),
     reason="glibc's mallopt is Linux/glibc only",
 )
-def test_fixed_threshold_returns_freed_blocks_that_the_dynamic_one_keeps():
+def test_fixed_threshold_and_trim_return_freed_blocks_that_the_dynamic_one_keeps():
     dynamic, fixed = _held_mb("dynamic"), _held_mb("fixed")
     assert dynamic - fixed > 150, (dynamic, fixed)
-    scoped = _held_mb("scoped")  # after the block: training's same-shape batches use the heap
+    scoped = _held_mb("scoped")  # after the block, blocks under 32 MiB use the heap again
     assert scoped - fixed > 150, (scoped, fixed)
+    trimmed = _held_mb("trimmed")  # the free pages inside the heap go back too
+    assert dynamic - trimmed > 150 and trimmed < fixed + 50, (dynamic, trimmed, fixed)
 
 
 def test_an_explicit_environment_setting_is_left_alone(monkeypatch):

@@ -128,17 +128,21 @@ def test_same_seed_gives_identical_embeddings(
     out, _ = trained
     again = tmp_path / "again"
     run_training(make_cfg(), data, again)  # profiling off: must not change the result
-    x1 = run_embedding(make_cfg(), data, out / "checkpoint.pt", tmp_path / "a.npz")
-    x2 = run_embedding(make_cfg(), data, again / "checkpoint.pt", tmp_path / "b.npz")
+
+    def embedded(checkpoint: Path | None, name: str) -> np.ndarray:
+        shape = run_embedding(make_cfg(), data, checkpoint, tmp_path / name)
+        with np.load(tmp_path / name) as z:
+            assert z["ids"].dtype.kind == "U" and z["X"].shape == shape
+            assert z["ids"].tolist() == pd.read_csv(data / "records.tsv", sep="\t")["id"].tolist()
+            return z["X"]
+
+    x1 = embedded(out / "checkpoint.pt", "a.npz")
+    x2 = embedded(again / "checkpoint.pt", "b.npz")
     assert x1.dtype == np.float32 and x1.shape == (128, 16)
     assert np.array_equal(x1, x2)
-    with np.load(tmp_path / "a.npz") as z:
-        assert z["ids"].dtype.kind == "U"
-        assert z["ids"].tolist() == pd.read_csv(data / "records.tsv", sep="\t")["id"].tolist()
-        assert np.array_equal(z["X"], x1)
     # the untrained baseline: deterministic, the training's initial weights, not the trained ones
-    u1 = run_embedding(make_cfg(), data, None, tmp_path / "u1.npz")
-    u2 = run_embedding(make_cfg(), data, None, tmp_path / "u2.npz")
+    u1 = embedded(None, "u1.npz")
+    u2 = embedded(None, "u2.npz")
     assert np.array_equal(u1, u2) and not np.allclose(u1, x1)
     torch.manual_seed(7)
     init = DOMAIN.build_model({"x": load_torch(data / "data.pt")["x"]}, make_cfg()).eval()
@@ -146,7 +150,7 @@ def test_same_seed_gives_identical_embeddings(
         assert np.array_equal(init.embed(load_torch(data / "data.pt")["x"]).numpy(), u1)
     other = run_training(make_cfg(seed=8), data, tmp_path / "seed8")
     assert other is not None
-    x3 = run_embedding(make_cfg(), data, tmp_path / "seed8" / "checkpoint.pt", tmp_path / "c.npz")
+    x3 = embedded(tmp_path / "seed8" / "checkpoint.pt", "c.npz")
     assert not np.allclose(x3, x1)
 
 

@@ -11,16 +11,21 @@ bounded by a number of bases rather than a number of records and the embeddings 
 bit-identical to forwarding the whole batch. With the bundled genomics model (256-channel
 stem, both strands) a batch of 512 records of 1.5 kb held 768 k positions at once; the blocks
 hold at most 131 k (``sciclr embed`` peak RSS, bundled data: see the README's Benchmarks).
-Each block's embeddings go straight to their rows of the result, the one array that grows
-with the number of items (``n x e`` float32: 2 GB for 10^6 items of the bundled 512-d
-genomics model).
+Items are embedded :data:`CHUNK_ITEMS` at a time, in their given order (sorted by size inside
+a chunk), and :func:`embed_blocks` yields each chunk's rows as soon as it is done, so a caller
+that streams them to disk (``sciclr embed``: :func:`sciclr.io.save_matrix_blocks`) holds one
+chunk, not the ``n x e`` result (2 GB for 10^6 items of the bundled 512-d genomics model; at 16x
+the bundled crystals the 262 MB result had made embedding's peak RSS 1.32x its 1x value).
+Sorting inside chunks of 16 k items pads nearly as little as sorting everything (a batch of
+512 spans 1/32 of the chunk's sizes), and a data set of at most one chunk (both bundled ones)
+is embedded exactly as before.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +33,7 @@ import torch
 from sciclr.domains.base import ContrastiveModel, DataSource, item_sizes
 from sciclr.train.allocator import mmap_threshold
 
-__all__ = ["embed"]
+__all__ = ["CHUNK_ITEMS", "embed", "embed_blocks"]
 
 log = logging.getLogger(__name__)
 #: seconds between progress lines of a long embedding
@@ -36,9 +41,10 @@ PROGRESS_EVERY_S = 30.0
 #: most padded positions (rows x width) one forward of a padding source holds; the result does
 #: not depend on it (bit-identical blocks), only the peak memory does
 BLOCK_CELLS = 1 << 17
+#: items embedded (and held) at a time by :func:`embed_blocks`
+CHUNK_ITEMS = 1 << 14
 
 
-@torch.no_grad()
 def embed(
     model: ContrastiveModel,
     source: DataSource,
@@ -46,48 +52,70 @@ def embed(
     device: torch.device,
     batch_size: int = 512,
 ) -> np.ndarray:
-    """Embeddings ``(len(idx), e)`` float32 of the items ``idx``, in that order."""
+    """Embeddings ``(len(idx), e)`` float32 of the items ``idx``, in that order, in one array
+    (for a bounded set of items, such as the val check's; :func:`embed_blocks` streams)."""
+    parts = list(embed_blocks(model, source, idx, device, batch_size))
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+@torch.no_grad()
+def embed_blocks(
+    model: ContrastiveModel,
+    source: DataSource,
+    idx: torch.Tensor | np.ndarray | Sequence[int],
+    device: torch.device,
+    batch_size: int = 512,
+    chunk_items: int | None = None,
+) -> Iterator[np.ndarray]:
+    """The embeddings of the items ``idx``, in that order, as float32 row blocks of at most
+    ``chunk_items`` (default :data:`CHUNK_ITEMS`) rows: memory holds one block."""
     idx = torch.as_tensor(np.asarray(idx), dtype=torch.int64)
+    chunk_items = CHUNK_ITEMS if chunk_items is None else int(chunk_items)
+    if chunk_items < 1:
+        raise ValueError(f"chunk_items must be >= 1, got {chunk_items}")
     sizes = item_sizes(source)
-    order = None
-    if sizes is not None and len(idx):
-        order = torch.as_tensor(np.argsort(sizes[idx.numpy()], kind="stable"))
-        idx = idx[order]
-    # row j of the size order belongs at position dest[j]: written there straight away, so the
-    # result is the only n x e array (no list of parts, no concatenated and reordered copies)
-    dest = order.numpy() if order is not None else np.arange(len(idx))
+    split = getattr(source, "split_rows", None)
     was_training = model.training
     model.eval()
-    split = getattr(source, "split_rows", None)
-    out: np.ndarray | None = None
     done = 0
     t0 = last = time.perf_counter()
     # batches of changing shape: freed blocks must go back to the OS (sciclr.train.allocator)
     with mmap_threshold():
         try:
-            for i in range(0, len(idx), batch_size):
-                batch = source.batch(idx[i : i + batch_size], device)
-                for block in split(batch, BLOCK_CELLS) if split is not None else [batch]:
-                    z = model.embed(block).float().cpu().numpy()
-                    if out is None:
-                        out = np.empty((len(idx), z.shape[1]), dtype=np.float32)
-                    out[dest[done : done + len(z)]] = z
-                    done += len(z)
-                now = time.perf_counter()
-                if now - last >= PROGRESS_EVERY_S:
-                    eta = (now - t0) / done * (len(idx) - done)
-                    log.info(
-                        "embedded %d/%d items (%.0f/s, eta %.0f s)",
-                        done,
-                        len(idx),
-                        done / (now - t0),
-                        eta,
-                    )
-                    last = now
+            for c in range(0, len(idx), chunk_items):
+                part = idx[c : c + chunk_items]
+                # row j of the size order belongs at position dest[j] of the chunk: written
+                # there straight away (no list of parts, no reordered copy)
+                dest = np.arange(len(part))
+                if sizes is not None:
+                    dest = np.argsort(sizes[part.numpy()], kind="stable")
+                    part = part[torch.as_tensor(dest)]
+                out: np.ndarray | None = None
+                filled = 0
+                for i in range(0, len(part), batch_size):
+                    batch = source.batch(part[i : i + batch_size], device)
+                    for block in split(batch, BLOCK_CELLS) if split is not None else [batch]:
+                        z = model.embed(block).float().cpu().numpy()
+                        if out is None:
+                            out = np.empty((len(part), z.shape[1]), dtype=np.float32)
+                        out[dest[filled : filled + len(z)]] = z
+                        filled += len(z)
+                    now = time.perf_counter()
+                    if now - last >= PROGRESS_EVERY_S:
+                        seen = done + filled
+                        log.info(
+                            "embedded %d/%d items (%.0f/s, eta %.0f s)",
+                            seen,
+                            len(idx),
+                            seen / (now - t0),
+                            (now - t0) / seen * (len(idx) - seen),
+                        )
+                        last = now
+                if out is None or filled != len(part):
+                    raise RuntimeError(f"embedded {filled} rows for {len(part)} items")
+                done += filled
+                yield out
         finally:
             model.train(was_training)
-    if out is None:
-        return np.zeros((0, 0), dtype=np.float32)
-    if done != len(idx):
-        raise RuntimeError(f"embedded {done} rows for {len(idx)} items")
-    return out

@@ -55,6 +55,7 @@ from sciclr.domains import get_domain
 from sciclr.domains.base import ContrastiveModel, DataSource, Domain, item_sizes
 from sciclr.errors import SciclrError
 from sciclr.io import write_json, write_table
+from sciclr.train.allocator import trim_heap
 from sciclr.train.checkpoint import load_checkpoint, model_state
 from sciclr.train.device import autocast, resolve_amp, resolve_device
 from sciclr.train.embed import embed
@@ -460,6 +461,7 @@ def finetune_task(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            trim_heap()  # batches of changing width: see sciclr.train.allocator
             loss_sum += float(loss.detach()) * len(chunk)
             seen += len(chunk)
             step += 1

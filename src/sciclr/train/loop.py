@@ -24,6 +24,7 @@ from torch.profiler import record_function
 from sciclr.domains.base import ContrastiveModel, DataSource
 from sciclr.errors import SciclrError
 from sciclr.io import load_torch, save_torch, write_table
+from sciclr.train.allocator import trim_heap
 from sciclr.train.checkpoint import (
     CHECKPOINT_FORMAT,
     load_resume,
@@ -373,6 +374,7 @@ class Trainer:
                         )
                     ).tolist()
                 profiler.after_step(step + 1)
+                trim_heap()  # batches of changing width: see sciclr.train.allocator
                 t_step = time.perf_counter() - t0
                 step_times.append(t_step)
                 data_times.append(t_data)

@@ -18,12 +18,12 @@ from sciclr.config import dataset_params
 from sciclr.domains import get_domain
 from sciclr.domains.base import DataSource, Domain
 from sciclr.errors import SciclrError
-from sciclr.io import atomic_path, load_torch, save_matrix, write_json, write_table
+from sciclr.io import atomic_path, load_torch, save_matrix_blocks, write_json, write_table
 from sciclr.train.checkpoint import fingerprint, load_checkpoint
 from sciclr.train.config import TrainConfig
 from sciclr.train.device import resolve_device
 from sciclr.train.distributed import init_distributed, launched_by_torchrun, shutdown_distributed
-from sciclr.train.embed import embed
+from sciclr.train.embed import embed_blocks
 from sciclr.train.evaluate import KnnEvaluator
 from sciclr.train.launch import run_under_torchrun
 from sciclr.train.loop import Trainer
@@ -250,11 +250,12 @@ def run_embedding(
     data_dir: str | Path,
     checkpoint: str | Path | None,
     out_path: str | Path,
-) -> np.ndarray:
+) -> tuple[int, int]:
     """Embed every row of ``records.tsv`` (in order) with the trained model, or with the freshly
     seeded untrained model when ``checkpoint`` is None (the "untrained encoder" baseline: the
     same initial weights training starts from). Writes ``ids`` (unicode) and ``X`` (float32)
-    to ``out_path`` with ``np.savez``, atomically; returns ``X``."""
+    to ``out_path`` as :func:`sciclr.io.save_matrix` does, atomically, streamed a chunk of items
+    at a time (:func:`sciclr.train.embed.embed_blocks`); returns the shape ``(n, e)``."""
     cfg = dataset_params(params)
     data_dir = Path(data_dir)
     tcfg = TrainConfig.from_mapping(cfg["train"])
@@ -268,9 +269,12 @@ def run_embedding(
         torch.manual_seed(tcfg.seed)
         model = domain.build_model(payload, cfg)
     model.to(device)
-    x = embed(model, source, np.arange(len(records)), device, tcfg.embed_batch_size)
-    save_matrix(out_path, records["id"].to_numpy().astype(str), x)
-    return x
+    ids = records["id"].to_numpy().astype(str)
+    return save_matrix_blocks(
+        out_path,
+        ids,
+        lambda: embed_blocks(model, source, np.arange(len(ids)), device, tcfg.embed_batch_size),
+    )
 
 
 def embed_files(
@@ -279,11 +283,11 @@ def embed_files(
     out_path: str | Path,
     rejects_path: str | Path | None = None,
     device: str | None = None,
-) -> np.ndarray:
+) -> tuple[int, int]:
     """Apply a trained model to new files: read ``inputs`` with the checkpoint's own
     preprocessing settings (no labels, no splits; one record is fine), embed every kept record
     and write ``ids``/``X`` to ``out_path`` and the dropped records to ``rejects_path`` (default
-    ``<out_path without .npz>.rejects.tsv``). Returns ``X``."""
+    ``<out_path without .npz>.rejects.tsv``). Returns the shape ``(n, e)``."""
     from sciclr.data.records import REJECT_COLUMNS
 
     state = load_checkpoint(checkpoint)
@@ -308,6 +312,8 @@ def embed_files(
     tcfg = TrainConfig.from_mapping(cfg["train"])
     dev = resolve_device(cfg["device"])
     model = _load_trained(domain, merged.payload, checkpoint).to(dev)
-    x = embed(model, source, np.arange(len(ids)), dev, tcfg.embed_batch_size)
-    save_matrix(out_path, ids, x)
-    return x
+    return save_matrix_blocks(
+        out_path,
+        ids,
+        lambda: embed_blocks(model, source, np.arange(len(ids)), dev, tcfg.embed_batch_size),
+    )
