@@ -134,7 +134,7 @@ def test_embedding_from_the_mapped_payload_equals_the_in_memory_one(processed, t
     np.testing.assert_array_equal(x, ref)
 
 
-def test_dna_embedding_blocks_are_bit_identical_to_whole_batches(genomics, monkeypatch):
+def test_dna_embedding_blocks_equal_whole_batches(genomics, monkeypatch):
     sec, data = genomics
     cfg = dataset_params(sec)
     domain = get_domain("dna")
@@ -152,7 +152,10 @@ def test_dna_embedding_blocks_are_bit_identical_to_whole_batches(genomics, monke
     assert all(b["codes"].shape[1] == batch["codes"].shape[1] for b in blocks)
     for cells in (1, 2 * width, 7 * width):  # one row per forward, 2 rows, 7 rows
         monkeypatch.setattr(embed_mod, "BLOCK_CELLS", cells)
-        np.testing.assert_array_equal(embed(model, source, idx, torch.device("cpu"), 64), whole)
+        blocked = embed(model, source, idx, torch.device("cpu"), 64)
+        # bit for bit at two threads; at one (a thread count left by another test), oneDNN's
+        # kernels depend on the row count and the last bit may differ
+        np.testing.assert_allclose(blocked, whole, rtol=1e-6, atol=1e-7)
 
 
 def test_training_on_the_mapped_payload_equals_training_in_memory(processed, tmp_path, monkeypatch):

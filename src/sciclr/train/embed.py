@@ -7,8 +7,9 @@ order, only the time does (1.4x less padded work on the bundled 0.5-1.5 kb fragm
 
 Memory: a padding source's batch is forwarded in row blocks of at most :data:`BLOCK_CELLS`
 padded positions (``source.split_rows``), each at the batch's width, so the activations are
-bounded by a number of bases rather than a number of records and the embeddings stay
-bit-identical to forwarding the whole batch. With the bundled genomics model (256-channel
+bounded by a number of bases rather than a number of records and the embeddings equal those of
+forwarding the whole batch (bit for bit at two threads; within one float32 rounding step at one,
+where oneDNN's kernels depend on the row count). With the bundled genomics model (256-channel
 stem, both strands) a batch of 512 records of 1.5 kb held 768 k positions at once; the blocks
 hold at most 131 k (``sciclr embed`` peak RSS, bundled data: see the README's Benchmarks).
 Items are embedded :data:`CHUNK_ITEMS` at a time, in their given order (sorted by size inside
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 #: seconds between progress lines of a long embedding
 PROGRESS_EVERY_S = 30.0
 #: most padded positions (rows x width) one forward of a padding source holds; the result does
-#: not depend on it (bit-identical blocks), only the peak memory does
+#: not depend on it (beyond float32 rounding), only the peak memory does
 BLOCK_CELLS = 1 << 17
 #: items embedded (and held) at a time by :func:`embed_blocks`
 CHUNK_ITEMS = 1 << 14
