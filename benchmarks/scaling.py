@@ -327,6 +327,10 @@ def git_commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+class _Until(Exception):
+    """The step named by ``--until`` is done."""
+
+
 def run_size(
     domain: str,
     size: float,
@@ -334,9 +338,10 @@ def run_size(
     threads: int,
     quick_steps: int | None,
     resume: bool = False,
+    until: str | None = None,
 ):
     """Every step on one size; returns (n items, {step: (wall_s, peak_rss_mb, input_mb)},
-    {step: commit}).
+    {step: commit}); with ``until``, the steps after that one are not run.
 
     Each step's measurement is kept beside its outputs (``measure/<step>.json``); with
     ``resume`` a step measured before with the same command is not run again, so a benchmark
@@ -405,79 +410,100 @@ def run_size(
             flush=True,
         )
 
-    proc, shard = run / "processed", run / "processed/shards/0of1"
-    rdir = run / "runs/ssl"
-    if domain == "materials":
-        step("parse", "parse", "--params", P, "--shard", "0", "--n-shards", "1",
-             "--out", str(shard / "parsed.pt"))  # fmt: skip
-        parsed = ["--parsed", str(shard / "parsed.pt")]
-    else:
-        parsed = []
-    step("preprocess", "preprocess", "--params", P, "--shard", "0", "--n-shards", "1",
-         *parsed, "--out", str(shard))  # fmt: skip
-    step("gather", "gather", "--params", P, "--out", str(proc), str(shard))
-    with open(proc / "records.tsv") as fh:
-        n = sum(1 for _ in fh) - 1
-    from sciclr.config import dataset_params
-    from sciclr.domains import get_domain
+    def stop_after(name: str) -> None:
+        if name == until:
+            raise _Until
 
-    names = get_domain(sec["domain"]).baseline_names(dataset_params(sec))
-    for name in names:
-        step(f"features_{name}", "features", "--params", P, "--data", str(proc),
-             "--out", str(run / "features"), "--names", name)  # fmt: skip
-    step("train", "train", "--params", P, "--data", str(proc), "--out", str(rdir),
-         "--resume", str(rdir / "last.pt"))  # fmt: skip
-    summary = json.loads((rdir / "train_summary.json").read_text())
-    res["train_job"] = res["train"]
-    epoch_s = summary["n_train"] / summary["samples_per_s"]
-    res["train"] = (epoch_s, res["train_job"][1], res["train_job"][2])
-    emb = run / "embeddings/ssl.npz"
-    step("embed", "embed", "--params", P, "--data", str(proc),
-         "--checkpoint", str(rdir / "checkpoint.pt"), "--out", str(emb))  # fmt: skip
-    feats = [f"ssl={emb}", f"untrained={emb}"] + [
-        f"{name}={run / 'features' / (name + '.npz')}" for name in names
-    ]
-    rec = ["--records", str(proc / "records.tsv")]
-    m = run / "metrics"
-    step("probe", "probe", "--params", P, *rec, *th, "--features", *feats,
-         "--out", str(m / "probe.tsv"), "--predictions", str(m / "predictions.tsv"))  # fmt: skip
-    step("cluster", "cluster", "--params", P, *rec, *th, "--features", *feats,
-         "--out", str(m / "cluster.tsv"),
-         "--assignments", str(m / "cluster_assignments.tsv"))  # fmt: skip
-    step("label_efficiency", "label-efficiency", "--params", P, *rec, *th, "--features", *feats,
-         "--out", str(m / "label_efficiency.tsv"),
-         "--comparisons", str(m / "label_efficiency_comparisons.tsv"))  # fmt: skip
-    step("recovery", "recovery", "--params", P, *rec, *th, "--embeddings", *feats[:2],
-         "--targets", *feats[2:], "--out", str(m / "recovery.tsv"))  # fmt: skip
-    extra = ["--train-summary", str(rdir / "train_summary.json")] if figures_flags() else []
-    step("figures", "figures", "--params", P, *rec, *th, "--features", *feats,
-         "--predictions", str(m / "predictions.tsv"),
-         "--label-efficiency", str(m / "label_efficiency.tsv"),
-         "--training-metrics", str(rdir / "metrics.csv"), *extra,
-         "--similarities", str(rdir / "similarities.npz"),
-         "--out-dir", str(run / "figures"))  # fmt: skip
-    step("verdict", "verdict", "--params", P, *rec, "--predictions", str(m / "predictions.tsv"),
-         "--metrics", str(m / "probe.tsv"), "--cluster-metrics", str(m / "cluster.tsv"),
-         "--assignments", str(m / "cluster_assignments.tsv"),
-         "--label-comparisons", str(m / "label_efficiency_comparisons.tsv"),
-         "--out", str(m / "verdict.tsv"))  # fmt: skip
-    ds = sec["name"]
-    inputs = {
-        ds: {
-            "probe_metrics": str(m / "probe.tsv"),
-            "recovery": str(m / "recovery.tsv"),
-            "cluster_metrics": str(m / "cluster.tsv"),
-            "verdict": str(m / "verdict.tsv"),
-            "figures": str(run / "figures"),
-            "preprocess_summary": str(proc / "summary.json"),
-            "train_summary": str(rdir / "train_summary.json"),
-            "training_metrics": str(rdir / "metrics.csv"),
+    n = 0
+    try:
+        proc, shard = run / "processed", run / "processed/shards/0of1"
+        rdir = run / "runs/ssl"
+        if domain == "materials":
+            step("parse", "parse", "--params", P, "--shard", "0", "--n-shards", "1",
+                 "--out", str(shard / "parsed.pt"))  # fmt: skip
+            stop_after("parse")
+            parsed = ["--parsed", str(shard / "parsed.pt")]
+        else:
+            parsed = []
+        step("preprocess", "preprocess", "--params", P, "--shard", "0", "--n-shards", "1",
+             *parsed, "--out", str(shard))  # fmt: skip
+        stop_after("preprocess")
+        step("gather", "gather", "--params", P, "--out", str(proc), str(shard))
+        stop_after("gather")
+        with open(proc / "records.tsv") as fh:
+            n = sum(1 for _ in fh) - 1
+        from sciclr.config import dataset_params
+        from sciclr.domains import get_domain
+
+        names = get_domain(sec["domain"]).baseline_names(dataset_params(sec))
+        for name in names:
+            step(f"features_{name}", "features", "--params", P, "--data", str(proc),
+                 "--out", str(run / "features"), "--names", name)  # fmt: skip
+            stop_after(f"features_{name}")
+        step("train", "train", "--params", P, "--data", str(proc), "--out", str(rdir),
+             "--resume", str(rdir / "last.pt"))  # fmt: skip
+        summary = json.loads((rdir / "train_summary.json").read_text())
+        res["train_job"] = res["train"]
+        epoch_s = summary["n_train"] / summary["samples_per_s"]
+        res["train"] = (epoch_s, res["train_job"][1], res["train_job"][2])
+        stop_after("train")
+        emb = run / "embeddings/ssl.npz"
+        step("embed", "embed", "--params", P, "--data", str(proc),
+             "--checkpoint", str(rdir / "checkpoint.pt"), "--out", str(emb))  # fmt: skip
+        stop_after("embed")
+        feats = [f"ssl={emb}", f"untrained={emb}"] + [
+            f"{name}={run / 'features' / (name + '.npz')}" for name in names
+        ]
+        rec = ["--records", str(proc / "records.tsv")]
+        m = run / "metrics"
+        step("probe", "probe", "--params", P, *rec, *th, "--features", *feats,
+             "--out", str(m / "probe.tsv"), "--predictions", str(m / "predictions.tsv"))  # fmt: skip
+        stop_after("probe")
+        step("cluster", "cluster", "--params", P, *rec, *th, "--features", *feats,
+             "--out", str(m / "cluster.tsv"),
+             "--assignments", str(m / "cluster_assignments.tsv"))  # fmt: skip
+        stop_after("cluster")
+        step("label_efficiency", "label-efficiency", "--params", P, *rec, *th, "--features", *feats,
+             "--out", str(m / "label_efficiency.tsv"),
+             "--comparisons", str(m / "label_efficiency_comparisons.tsv"))  # fmt: skip
+        stop_after("label_efficiency")
+        step("recovery", "recovery", "--params", P, *rec, *th, "--embeddings", *feats[:2],
+             "--targets", *feats[2:], "--out", str(m / "recovery.tsv"))  # fmt: skip
+        stop_after("recovery")
+        extra = ["--train-summary", str(rdir / "train_summary.json")] if figures_flags() else []
+        step("figures", "figures", "--params", P, *rec, *th, "--features", *feats,
+             "--predictions", str(m / "predictions.tsv"),
+             "--label-efficiency", str(m / "label_efficiency.tsv"),
+             "--training-metrics", str(rdir / "metrics.csv"), *extra,
+             "--similarities", str(rdir / "similarities.npz"),
+             "--out-dir", str(run / "figures"))  # fmt: skip
+        stop_after("figures")
+        step("verdict", "verdict", "--params", P, *rec, "--predictions", str(m / "predictions.tsv"),
+             "--metrics", str(m / "probe.tsv"), "--cluster-metrics", str(m / "cluster.tsv"),
+             "--assignments", str(m / "cluster_assignments.tsv"),
+             "--label-comparisons", str(m / "label_efficiency_comparisons.tsv"),
+             "--out", str(m / "verdict.tsv"))  # fmt: skip
+        stop_after("verdict")
+        ds = sec["name"]
+        inputs = {
+            ds: {
+                "probe_metrics": str(m / "probe.tsv"),
+                "recovery": str(m / "recovery.tsv"),
+                "cluster_metrics": str(m / "cluster.tsv"),
+                "verdict": str(m / "verdict.tsv"),
+                "figures": str(run / "figures"),
+                "preprocess_summary": str(proc / "summary.json"),
+                "train_summary": str(rdir / "train_summary.json"),
+                "training_metrics": str(rdir / "metrics.csv"),
+            }
         }
-    }
-    (run / "report_params.json").write_text(json.dumps({"datasets": {ds: sec}}))
-    (run / "report_inputs.json").write_text(json.dumps(inputs))
-    step("report", "report", "--params", f"@{run / 'report_params.json'}",
-         "--inputs", f"@{run / 'report_inputs.json'}", "--out", str(run / "report.html"))  # fmt: skip
+        (run / "report_params.json").write_text(json.dumps({"datasets": {ds: sec}}))
+        (run / "report_inputs.json").write_text(json.dumps(inputs))
+        step("report", "report", "--params", f"@{run / 'report_params.json'}",
+             "--inputs", f"@{run / 'report_inputs.json'}", "--out", str(run / "report.html"))  # fmt: skip
+        stop_after("report")
+    except _Until:
+        pass
     return n, res, commits
 
 
@@ -602,6 +628,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2, help="threads per step (default 2)")
     ap.add_argument("--quick-steps", type=int, default=8, help="training steps with --quick")
     ap.add_argument("--sizes", nargs="+", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--until", default=None, help="stop each size after this step (e.g. embed)")
     ap.add_argument(
         "--resume",
         action="store_true",
@@ -616,6 +643,7 @@ def main(argv: list[str] | None = None) -> dict:
         "n": {d: [] for d in sizes},
         "steps": {},
         "quick": bool(a.quick),
+        "until": a.until,
         "machine": {
             "cpus": os.cpu_count(),
             "threads": a.threads,
@@ -627,7 +655,9 @@ def main(argv: list[str] | None = None) -> dict:
     for domain, todo in sizes.items():
         for size in todo:
             print(f"{domain} {size:g}x ...", flush=True)
-            n, res, commits = run_size(domain, size, a.work, a.threads, quick_steps, a.resume)
+            n, res, commits = run_size(
+                domain, size, a.work, a.threads, quick_steps, a.resume, a.until
+            )
             result["n"][domain].append(n)
             for name, (wall, rss, size_mb) in res.items():
                 st = result["steps"].setdefault(
