@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from sciclr.data.dna.codes import PAD, TOKEN_PAD
+from sciclr.io import release_mapped_pages
 
 __all__ = ["DnaDataSource"]
 
@@ -37,6 +38,11 @@ class DnaDataSource:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    def release_pages(self) -> int:
+        """Drop the read pages of the mapped sequence arrays from the resident set
+        (:func:`sciclr.io.release_mapped_pages`); returns the bytes advised."""
+        return release_mapped_pages([self.codes, self.tokens])
 
     def item_sizes(self) -> np.ndarray:
         """Bases per record as batched (capped at ``max_length``): embedding sorts by it."""
