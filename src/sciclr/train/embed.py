@@ -20,8 +20,8 @@ the bundled crystals the 262 MB result had made embedding's peak RSS 1.32x its 1
 After each chunk the payload pages it read are dropped from the resident set
 (``source.release_pages``, :func:`sciclr.io.release_mapped_pages`): a pass over every item
 reads the whole mapped payload, 117 MB of sequence codes at 16x the bundled genomics data.
-Sorting inside chunks of 16 k items pads nearly as little as sorting everything (a batch of
-512 spans 1/32 of the chunk's sizes), and a data set of at most one chunk (both bundled ones)
+Sorting inside chunks of 8 k items pads nearly as little as sorting everything (a batch of
+512 spans 1/16 of the chunk's sizes), and a data set of at most one chunk (both bundled ones)
 is embedded exactly as before.
 """
 
@@ -46,7 +46,7 @@ PROGRESS_EVERY_S = 30.0
 #: not depend on it (beyond float32 rounding), only the peak memory does
 BLOCK_CELLS = 1 << 17
 #: items embedded (and held) at a time by :func:`embed_blocks`
-CHUNK_ITEMS = 1 << 14
+CHUNK_ITEMS = 1 << 13
 
 
 def embed(
