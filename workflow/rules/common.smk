@@ -366,14 +366,13 @@ MEM_MODEL = {  # rule: (base MB, MB per input MB); benchmarks/scaling.py, 2026-1
     # written 2,048 records at a time: DNA 6-mers 443 MB for 28.8 MB; lattice 578 -> 699 MB
     # for 15.6 -> 240 MB
     "features": (450, 2.0),
-    # one epoch with its val check; DNA's peak follows the steps taken, not n (freed heap
-    # blocks of changing batch widths: 2729 MB after 20 steps, 3347 after 80, 3151 after 60 at
-    # 1x); crystals 2060 -> 2227 -> 2441 MB for 15.6 -> 60.5 -> 240 MB
-    "train": {"dna": (3600, 2.0), "materials": (2150, 1.5)},
-    "embed": (
-        1400,
-        4.5,
-    ),  # DNA 1130 -> 1226 MB for 9.7 -> 31.1 MB; crystals 1353 -> 1408 -> 1782 MB, 246 MB
+    # one epoch with its val check, the heap trimmed after each step: DNA 2106 -> 2406 -> 2269
+    # MB for 7.4 -> 28.8 -> 114.6 MB (2245 after 6 epochs of the bundled data); crystals
+    # 1557 -> 1677 -> 2022 MB for 15.6 -> 60.5 -> 240 MB (2026-12-02)
+    "train": {"dna": (2800, 1.0), "materials": (2150, 1.5)},
+    # streamed in chunks, read pages dropped: DNA 1130 -> 1308 MB for 9.7 -> 116.8 MB;
+    # crystals 1353 -> 1515 MB for 15.6 -> 246 MB
+    "embed": (1400, 2.0),
     "probe": (800, 6.5),  # DNA 784 -> 1940 MB for 63 -> 251 MB (capped fits beyond)
     "cluster": (650, 3.5),  # DNA 656 -> 1281 MB for 63 -> 251 MB
     "label_efficiency": (500, 2.5),  # DNA 500 -> 934 MB (+ workers) for 63 -> 251 MB

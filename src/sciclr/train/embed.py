@@ -15,11 +15,13 @@ hold at most 131 k (``sciclr embed`` peak RSS, bundled data: see the README's Be
 Items are embedded :data:`CHUNK_ITEMS` at a time, in their given order (sorted by size inside
 a chunk), and :func:`embed_blocks` yields each chunk's rows as soon as it is done, so a caller
 that streams them to disk (``sciclr embed``: :func:`sciclr.io.save_matrix_blocks`) holds one
-chunk, not the ``n x e`` result (2 GB for 10^6 items of the bundled 512-d genomics model; at 16x
-the bundled crystals the 262 MB result had made embedding's peak RSS 1.32x its 1x value).
+chunk, not the ``n x e`` result (2 GB for 10^6 items of the bundled 512-d genomics model).
 After each chunk the payload pages it read are dropped from the resident set
 (``source.release_pages``, :func:`sciclr.io.release_mapped_pages`): a pass over every item
 reads the whole mapped payload, 117 MB of sequence codes at 16x the bundled genomics data.
+Peak RSS at 16x over 1x (``benchmarks/scaling.py`` run folders, ``/usr/bin/time -v sciclr
+embed``): genomics 1.24x streamed alone, 1.16x with the pages dropped; crystals 1.32x before,
+1.12x with both (8 k chunks), at 176 s instead of 129 s for 51 k crystals.
 Sorting inside chunks of 8 k items pads nearly as little as sorting everything (a batch of
 512 spans 1/16 of the chunk's sizes), and a data set of at most one chunk (both bundled ones)
 is embedded exactly as before.

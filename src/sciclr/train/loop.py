@@ -56,11 +56,6 @@ from sciclr.train.signals import StopRequest, TrainingInterrupted
 
 __all__ = ["Plan", "TrainResult", "Trainer", "plan_steps"]
 
-#: steps between two drops of the mapped payload's read pages from the resident set
-#: (``source.release_pages``): random batches read the whole payload within an epoch, 240 MB
-#: of graphs at 16x the bundled crystals, and those pages counted in training's peak RSS
-RELEASE_PAGES_EVERY = 16
-
 Evaluator = Callable[[ContrastiveModel], Evaluation]
 
 LAST, FINAL, METRICS = "last.pt", "checkpoint.pt", "metrics.csv"
@@ -339,7 +334,6 @@ class Trainer:
         # the ETA counts from the first step after the profiled window
         self.progress.begin(start, profiler.last + 1 if profiler.enabled else None)
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        release_pages = getattr(self.source, "release_pages", None)
         with StopRequest() as stop:
             for step in range(start, plan.total_steps):
                 epoch = step // plan.steps_per_epoch
@@ -381,8 +375,6 @@ class Trainer:
                     ).tolist()
                 profiler.after_step(step + 1)
                 trim_heap()  # batches of changing width: see sciclr.train.allocator
-                if release_pages is not None and (step + 1) % RELEASE_PAGES_EVERY == 0:
-                    release_pages()  # the mapped payload pages these steps read
                 t_step = time.perf_counter() - t0
                 step_times.append(t_step)
                 data_times.append(t_data)
