@@ -369,7 +369,7 @@ def run_size(
     # a rerun step rewrites outputs that the later ones read
     fresh = {"from": None}
 
-    def step(name: str, *args: str) -> None:
+    def measure(name: str, *args: str) -> None:
         cmd = ["sciclr", *args]
         record = measured / f"{name}.json"
         if resume and fresh["from"] is None and record.exists():
@@ -410,7 +410,8 @@ def run_size(
             flush=True,
         )
 
-    def stop_after(name: str) -> None:
+    def step(name: str, *args: str) -> None:
+        measure(name, *args)
         if name == until:
             raise _Until
 
@@ -421,15 +422,12 @@ def run_size(
         if domain == "materials":
             step("parse", "parse", "--params", P, "--shard", "0", "--n-shards", "1",
                  "--out", str(shard / "parsed.pt"))  # fmt: skip
-            stop_after("parse")
             parsed = ["--parsed", str(shard / "parsed.pt")]
         else:
             parsed = []
         step("preprocess", "preprocess", "--params", P, "--shard", "0", "--n-shards", "1",
              *parsed, "--out", str(shard))  # fmt: skip
-        stop_after("preprocess")
         step("gather", "gather", "--params", P, "--out", str(proc), str(shard))
-        stop_after("gather")
         with open(proc / "records.tsv") as fh:
             n = sum(1 for _ in fh) - 1
         from sciclr.config import dataset_params
@@ -439,18 +437,11 @@ def run_size(
         for name in names:
             step(f"features_{name}", "features", "--params", P, "--data", str(proc),
                  "--out", str(run / "features"), "--names", name)  # fmt: skip
-            stop_after(f"features_{name}")
         step("train", "train", "--params", P, "--data", str(proc), "--out", str(rdir),
              "--resume", str(rdir / "last.pt"))  # fmt: skip
-        summary = json.loads((rdir / "train_summary.json").read_text())
-        res["train_job"] = res["train"]
-        epoch_s = summary["n_train"] / summary["samples_per_s"]
-        res["train"] = (epoch_s, res["train_job"][1], res["train_job"][2])
-        stop_after("train")
         emb = run / "embeddings/ssl.npz"
         step("embed", "embed", "--params", P, "--data", str(proc),
              "--checkpoint", str(rdir / "checkpoint.pt"), "--out", str(emb))  # fmt: skip
-        stop_after("embed")
         feats = [f"ssl={emb}", f"untrained={emb}"] + [
             f"{name}={run / 'features' / (name + '.npz')}" for name in names
         ]
@@ -458,18 +449,14 @@ def run_size(
         m = run / "metrics"
         step("probe", "probe", "--params", P, *rec, *th, "--features", *feats,
              "--out", str(m / "probe.tsv"), "--predictions", str(m / "predictions.tsv"))  # fmt: skip
-        stop_after("probe")
         step("cluster", "cluster", "--params", P, *rec, *th, "--features", *feats,
              "--out", str(m / "cluster.tsv"),
              "--assignments", str(m / "cluster_assignments.tsv"))  # fmt: skip
-        stop_after("cluster")
         step("label_efficiency", "label-efficiency", "--params", P, *rec, *th, "--features", *feats,
              "--out", str(m / "label_efficiency.tsv"),
              "--comparisons", str(m / "label_efficiency_comparisons.tsv"))  # fmt: skip
-        stop_after("label_efficiency")
         step("recovery", "recovery", "--params", P, *rec, *th, "--embeddings", *feats[:2],
              "--targets", *feats[2:], "--out", str(m / "recovery.tsv"))  # fmt: skip
-        stop_after("recovery")
         extra = ["--train-summary", str(rdir / "train_summary.json")] if figures_flags() else []
         step("figures", "figures", "--params", P, *rec, *th, "--features", *feats,
              "--predictions", str(m / "predictions.tsv"),
@@ -477,13 +464,11 @@ def run_size(
              "--training-metrics", str(rdir / "metrics.csv"), *extra,
              "--similarities", str(rdir / "similarities.npz"),
              "--out-dir", str(run / "figures"))  # fmt: skip
-        stop_after("figures")
         step("verdict", "verdict", "--params", P, *rec, "--predictions", str(m / "predictions.tsv"),
              "--metrics", str(m / "probe.tsv"), "--cluster-metrics", str(m / "cluster.tsv"),
              "--assignments", str(m / "cluster_assignments.tsv"),
              "--label-comparisons", str(m / "label_efficiency_comparisons.tsv"),
              "--out", str(m / "verdict.tsv"))  # fmt: skip
-        stop_after("verdict")
         ds = sec["name"]
         inputs = {
             ds: {
@@ -501,9 +486,13 @@ def run_size(
         (run / "report_inputs.json").write_text(json.dumps(inputs))
         step("report", "report", "--params", f"@{run / 'report_params.json'}",
              "--inputs", f"@{run / 'report_inputs.json'}", "--out", str(run / "report.html"))  # fmt: skip
-        stop_after("report")
     except _Until:
         pass
+    if "train" in res:  # the job's wall time includes start-up and the val check
+        summary = json.loads((rdir / "train_summary.json").read_text())
+        res["train_job"] = res["train"]
+        epoch_s = summary["n_train"] / summary["samples_per_s"]
+        res["train"] = (epoch_s, res["train_job"][1], res["train_job"][2])
     return n, res, commits
 
 
