@@ -35,7 +35,6 @@ __all__ = [
     "atomic_path",
     "load_matrix",
     "load_torch",
-    "release_mapped_pages",
     "save_matrix",
     "save_matrix_blocks",
     "save_torch",
@@ -103,63 +102,6 @@ def load_torch(
     import torch
 
     return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-
-
-#: ``madvise(2)``: reclaim these pages now (Linux >= 5.4); clean pages of a mapped file are
-#: dropped from the process and read again on the next touch, so nothing can be lost
-_MADV_PAGEOUT = 21
-
-
-def _file_mappings() -> list[tuple[int, int]]:
-    """``(start, end)`` of this process's file-backed mappings (``/proc/self/maps``)."""
-    ranges = []
-    with open("/proc/self/maps") as fh:
-        for line in fh:
-            fields = line.split(maxsplit=5)
-            if len(fields) >= 5 and fields[4] != "0":  # inode 0: anonymous memory
-                lo, hi = fields[0].split("-")
-                ranges.append((int(lo, 16), int(hi, 16)))
-    return ranges
-
-
-def release_mapped_pages(tensors: Iterable[Any]) -> int:
-    """Drop the pages of memory-mapped tensors (:func:`load_torch` with ``mmap``) that this
-    process has read from its resident set; returns the bytes advised (0 off Linux).
-
-    Why: a pass over a mapped payload (embedding every item; a training epoch) touches all of
-    its pages, and they count in the process's RSS until the kernel needs the memory: at 16x
-    the bundled genomics data, 117 MB of sequence codes. Only the parts of the tensors that
-    lie in file-backed mappings are advised, so a payload held in memory is left alone."""
-    import mmap as _mmap
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return 0
-    import ctypes
-
-    spans = []
-    for t in tensors:
-        if t is None or t.device.type != "cpu" or t.numel() == 0:
-            continue
-        storage = t.untyped_storage()
-        spans.append((storage.data_ptr(), storage.data_ptr() + storage.nbytes()))
-    if not spans:
-        return 0
-    try:
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-        mappings = _file_mappings()
-    except (OSError, AttributeError):
-        return 0
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    page = _mmap.PAGESIZE
-    advised = 0
-    for lo, hi in spans:
-        for m_lo, m_hi in mappings:
-            a = max(lo, m_lo) // page * page  # the mapping's pages: whole pages of one file
-            b = min(hi, m_hi)
-            if b > a and madvise(a, b - a, _MADV_PAGEOUT) == 0:
-                advised += b - a
-    return advised
 
 
 #: a matrix is stored as CSR when that takes at most this share of the dense bytes

@@ -17,7 +17,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import cumsum
 
 from sciclr.data.lattice import lattice_invariants
-from sciclr.io import release_mapped_pages
+from sciclr.memory import release_mapped_pages
 
 __all__ = ["CrystalBatch", "CrystalSource", "segment_arange"]
 
@@ -176,7 +176,7 @@ class CrystalSource:
 
     def release_pages(self) -> int:
         """Drop the read pages of the mapped atom and edge arrays from the resident set
-        (:func:`sciclr.io.release_mapped_pages`); returns the bytes advised."""
+        (:func:`sciclr.memory.release_mapped_pages`); returns the bytes advised."""
         return release_mapped_pages(v for v in self.payload.values() if isinstance(v, Tensor))
 
     def _cell(self, device: torch.device) -> torch.Tensor:

@@ -39,10 +39,11 @@ import ctypes
 import functools
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from sciclr.memory import libc_function
 
 __all__ = [
     "MMAP_THRESHOLD",
@@ -62,22 +63,12 @@ MMAP_THRESHOLD_MAX = 32 << 20
 _M_MMAP_THRESHOLD = -3  # glibc malloc.h
 
 
-def _libc_function(name: str) -> Any:
-    """glibc's ``name`` (None off Linux or without it)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return getattr(ctypes.CDLL(None), name)
-    except (OSError, AttributeError):
-        return None
-
-
 def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold at ``nbytes`` (which also stops its dynamic growth).
 
     Returns True when it was set; False off Linux, without glibc's ``mallopt``, or when the
     environment already sets ``MALLOC_MMAP_THRESHOLD_``."""
-    mallopt = None if "MALLOC_MMAP_THRESHOLD_" in os.environ else _libc_function("mallopt")
+    mallopt = None if "MALLOC_MMAP_THRESHOLD_" in os.environ else libc_function("mallopt")
     if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
@@ -101,7 +92,7 @@ def mmap_threshold(nbytes: int = MMAP_THRESHOLD, after: int = MMAP_THRESHOLD_MAX
 
 @functools.cache
 def _malloc_trim() -> Any:
-    trim = _libc_function("malloc_trim")
+    trim = libc_function("malloc_trim")
     if trim is not None:
         trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return trim

@@ -17,7 +17,7 @@ a chunk), and :func:`embed_blocks` yields each chunk's rows as soon as it is don
 that streams them to disk (``sciclr embed``: :func:`sciclr.io.save_matrix_blocks`) holds one
 chunk, not the ``n x e`` result (2 GB for 10^6 items of the bundled 512-d genomics model).
 After each chunk the payload pages it read are dropped from the resident set
-(``source.release_pages``, :func:`sciclr.io.release_mapped_pages`): a pass over every item
+(``source.release_pages``, :func:`sciclr.memory.release_mapped_pages`): a pass over every item
 reads the whole mapped payload, 117 MB of sequence codes at 16x the bundled genomics data.
 Peak RSS at 16x over 1x (``benchmarks/scaling.py`` run folders, ``/usr/bin/time -v sciclr
 embed``): genomics 1.24x streamed alone, 1.16x with the pages dropped; crystals 1.32x before,

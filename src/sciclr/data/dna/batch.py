@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from sciclr.data.dna.codes import PAD, TOKEN_PAD
-from sciclr.io import release_mapped_pages
+from sciclr.memory import release_mapped_pages
 
 __all__ = ["DnaDataSource"]
 
@@ -41,7 +41,7 @@ class DnaDataSource:
 
     def release_pages(self) -> int:
         """Drop the read pages of the mapped sequence arrays from the resident set
-        (:func:`sciclr.io.release_mapped_pages`); returns the bytes advised."""
+        (:func:`sciclr.memory.release_mapped_pages`); returns the bytes advised."""
         return release_mapped_pages([self.codes, self.tokens])
 
     def item_sizes(self) -> np.ndarray:
