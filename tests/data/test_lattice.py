@@ -64,3 +64,12 @@ def test_legendre_matches_closed_forms():
     p = legendre(x, 4)
     torch.testing.assert_close(p[:, 1], (3 * x**2 - 1) / 2)
     torch.testing.assert_close(p[:, 3], (35 * x**4 - 30 * x**2 + 3) / 8)
+
+
+def test_descriptors_do_not_depend_on_the_chunk():
+    g = torch.Generator().manual_seed(0)
+    lat = torch.eye(3) * 4 + torch.rand(70, 3, 3, generator=g)
+    n = torch.randint(1, 40, (70,), generator=g)
+    ref = lattice_invariants(lat, n, chunk=1000)
+    for chunk in (1, 7, 64):
+        assert torch.equal(lattice_invariants(lat, n, chunk=chunk), ref)

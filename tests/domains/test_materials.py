@@ -132,3 +132,41 @@ def test_every_pairing_says_what_its_views_share():
         "graph ↔ composition",
     ]
     assert "not the lattice" in described[2][1] and "symmetry" in described[0][1]
+
+
+def test_split_rows_cuts_a_batch_into_the_batches_of_its_crystals(processed):
+    src = get_domain("materials").data_source(processed.payload)
+    idx = torch.tensor([5, 0, 62, 7, 7, 30, 12])
+    whole = src.batch(idx)
+    e_cnt = torch.diff(torch.as_tensor(processed.payload["edge_ptr"]))[idx]
+    budget = int(e_cnt[:3].sum())  # the first three crystals fit exactly
+    blocks = src.split_rows(whole, budget)
+    assert sum(b.num_graphs for b in blocks) == len(idx) and blocks[0].num_graphs >= 3
+    assert all(b.num_graphs == 1 or b.edge_index.shape[1] <= budget for b in blocks)
+    start = 0
+    for b in blocks:  # each block is the batch its crystals collate to on their own
+        ref = src.batch(idx[start : start + b.num_graphs])
+        for key in ("z", "batch", "edge_index", "edge_vec", "edge_dist", "ptr", "composition",
+                    "xrd", "cell"):  # fmt: skip
+            assert torch.equal(getattr(b, key), getattr(ref, key)), key
+        start += b.num_graphs
+    assert src.split_rows(whole, 10**9) == [whole]
+    one = src.split_rows(whole, 1)  # a crystal over the budget still gets a block of its own
+    assert [b.num_graphs for b in one] == [1] * len(idx)
+
+
+def test_embedding_in_edge_blocks_equals_whole_batches(processed, monkeypatch):
+    from sciclr.train.embed import embed
+
+    dom = get_domain("materials")
+    torch.manual_seed(0)
+    model = dom.build_model(processed.payload, dataset_params(CFG))
+    src = dom.data_source(processed.payload)
+    idx = np.arange(len(src))
+    monkeypatch.setattr(src, "block_cells", 10**9)
+    whole = embed(model, src, idx, torch.device("cpu"), batch_size=64)
+    monkeypatch.setattr(src, "block_cells", 500)  # a few crystals per forward
+    blocked = embed(model, src, idx, torch.device("cpu"), batch_size=64)
+    assert np.isfinite(whole).all() and whole.shape[0] == len(src)
+    # equal up to float32 rounding: the matrix kernels' blocking depends on the row count
+    np.testing.assert_allclose(blocked, whole, rtol=1e-5, atol=1e-6)

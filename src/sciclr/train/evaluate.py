@@ -84,6 +84,9 @@ class KnnEvaluator:
         self.n_classes = len(classes)
 
     def __call__(self, model: ContrastiveModel) -> Evaluation:
+        release = getattr(self.source, "release_pages", None)
+        if release is not None:  # the payload pages training read: the check reads its own
+            release()
         tr = embed(model, self.source, self.train_idx, self.device, self.batch_size)
         va = embed(model, self.source, self.val_idx, self.device, self.batch_size)
         acc = knn_balanced_accuracy(
