@@ -13,6 +13,7 @@ its CPU time is its wall time; asynchronous view kernels that overlap compute do
 
 from __future__ import annotations
 
+import gc
 import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -82,6 +83,11 @@ class DataPathProfiler:
             "views_labelled": PROFILE_LABEL in seen,
             "fraction": data_s / step_s if step_s > 0 else None,
         }
+        # the profile's events sit in reference cycles: without a collection they stayed
+        # alive for the rest of the run (465 k objects, 166 MB resident after 10 profiled
+        # steps of 16x the bundled crystals: 546 MB anonymous memory at step 40 against 380)
+        del prof
+        gc.collect()
 
     @property
     def result(self) -> dict[str, Any] | None:
