@@ -23,7 +23,14 @@ from sciclr.data.processed import Processed
 
 
 class DataSource(Protocol):
-    """Random access to preprocessed items, already in memory: collating a batch is indexing."""
+    """Random access to preprocessed items, already in memory: collating a batch is indexing.
+
+    Optional hooks the embedding honours (:func:`sciclr.train.embed.embed_blocks`):
+    ``item_sizes()`` (a padding source: embed in order of size), ``split_rows(batch,
+    max_cells)`` with ``block_cells`` (the most cells one forward holds, in the source's unit:
+    padded positions for DNA, edges for crystals; default
+    :data:`sciclr.train.embed.BLOCK_CELLS`), and ``release_pages()`` (drop the read pages of a
+    mapped payload after each chunk)."""
 
     def __len__(self) -> int: ...
 
