@@ -142,6 +142,7 @@ def _blocks_of(blocks: Callable[[], Iterable[Any]], d: int | None) -> Iterator[n
             raise SciclrError(f"row block of shape {block.shape}; expected (rows, {d})")
         d = block.shape[1]
         yield block
+        del block  # not held while the producer computes the next one
 
 
 def save_matrix_blocks(
@@ -199,12 +200,19 @@ def _write_dense(
     first = next(it, None)
     d = first.shape[1] if first is not None else int(d or 0)
     rows = 0
+    # no block outlives its write: the producer's next block is being computed meanwhile (an
+    # embedding chunk is 42 MB; holding the first, the last and a bytes copy of it had added
+    # 3 of them to ``sciclr embed``'s peak)
+    head = [first] if first is not None else []
+    del first
     with _member(zf, "X", np.float32, (n, d)) as fh:
-        for block in itertools.chain([first] if first is not None else [], it):
+        for block in itertools.chain(head, it):
+            head.clear()
             rows += len(block)
             if rows > n:
                 break
-            fh.write(block.tobytes())
+            fh.write(block.data)  # C-contiguous float32 (_blocks_of): no bytes copy
+            del block
     if rows != n:
         got = f"more than {n}" if rows > n else str(rows)
         raise SciclrError(f"{path}: row blocks hold {got} rows; expected {n}, one per id")

@@ -14,9 +14,10 @@ stem, both strands) a batch of 512 records of 1.5 kb held 768 k positions at onc
 hold at most 131 k (``sciclr embed`` peak RSS, bundled data: see the README's Benchmarks).
 A crystal batch is forwarded in blocks of consecutive crystals of at most ``source.block_cells``
 edges (16 k; ``CrystalSource.split_rows``): a forward holds about 13 kB per edge, so a batch of
-512 crystals held 763 MB more than its input. With the blocks, ``sciclr embed`` of the bundled
-crystals peaked at 734 MB instead of 1,353 MB (17 s instead of 15-17 s), and of 16x them at 901
-instead of 1,515 MB (160 s instead of 176 s); the embeddings agree to float32 rounding
+512 crystals held 763 MB more than its input. With the blocks (and
+:func:`sciclr.io.save_matrix_blocks` holding no finished chunk), ``sciclr embed`` of the
+bundled crystals peaked at 732 MB instead of 1,353 MB, and of 16x them at 861 instead of
+1,515 MB (125 s instead of 176 s); the embeddings agree to float32 rounding
 (largest difference 6e-7), as the matrix kernels' blocking follows the row count.
 Items are embedded :data:`CHUNK_ITEMS` at a time, in their given order (sorted by size inside
 a chunk), and :func:`embed_blocks` yields each chunk's rows as soon as it is done, so a caller
