@@ -371,7 +371,7 @@ MEM_MODEL = {  # rule: (base MB, MB per input MB); benchmarks/scaling.py, 2026-1
     # 1557 -> 1677 -> 2022 MB for 15.6 -> 60.5 -> 240 MB (2026-12-02)
     "train": {"dna": (2800, 1.0), "materials": (2150, 1.5)},
     # streamed in chunks, read pages dropped: DNA 1130 -> 1308 MB for 9.7 -> 116.8 MB;
-    # crystals 1353 -> 1515 MB for 15.6 -> 246 MB (734 -> 901 MB in blocks of 16 k edges)
+    # crystals 1353 -> 1515 MB for 15.6 -> 246 MB (732 -> 861 MB in blocks of 16 k edges)
     "embed": (1400, 2.0),
     "probe": (800, 6.5),  # DNA 784 -> 1940 MB for 63 -> 251 MB (capped fits beyond)
     "cluster": (650, 3.5),  # DNA 656 -> 1281 MB for 63 -> 251 MB

@@ -117,12 +117,18 @@ class CrystalBatch(Batch, Data, metaclass=_DirectBatchMeta):
         return out
 
     @property
+    def edge_ptr(self) -> Tensor:
+        """``(B + 1,)`` edge offsets of the crystals (edges are grouped by crystal), derived
+        from ``edge_index``, so never stale after a view dropped edges."""
+        edge_graph = self.batch[self.edge_index[1]]
+        return cumsum(torch.bincount(edge_graph, minlength=self.num_graphs))
+
+    @property
     def _slice_dict(self) -> dict[str, Tensor]:
         """Where each crystal's rows start, per attribute (what ``Batch.from_data_list``
         records): ``ptr`` for atoms, edge offsets for edges, ``0..B`` for crystals."""
         graph = torch.arange(self.num_graphs + 1, device=self.ptr.device)
-        edge_graph = self.batch[self.edge_index[1]]
-        edges = cumsum(torch.bincount(edge_graph, minlength=self.num_graphs))
+        edges = self.edge_ptr
         keys = set(self.keys())
         out = {k: self.ptr for k in NODE_KEYS if k in keys}
         out.update({k: edges for k in EDGE_KEYS if k in keys})
@@ -198,8 +204,7 @@ class CrystalSource:
         (tested). Edges are grouped by crystal (:meth:`batch`), so a block is one range of
         atoms, one of edges and one of crystals."""
         n = batch.num_graphs
-        e_cnt = torch.bincount(batch.batch[batch.edge_index[1]], minlength=n)
-        e_ptr = cumsum(e_cnt).tolist()
+        e_ptr = batch.edge_ptr.tolist()
         if e_ptr[-1] <= max_cells or n <= 1:
             return [batch]
         a_ptr = batch.ptr.tolist()

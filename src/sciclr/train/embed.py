@@ -28,7 +28,7 @@ After each chunk the payload pages it read are dropped from the resident set
 reads the whole mapped payload, 117 MB of sequence codes at 16x the bundled genomics data.
 Peak RSS at 16x over 1x (``benchmarks/scaling.py`` run folders, ``/usr/bin/time -v sciclr
 embed``): genomics 1.24x streamed alone, 1.16x with the pages dropped; crystals 1.32x before,
-1.12x with both (8 k chunks), at 176 s instead of 129 s for 51 k crystals.
+1.12x with both (8 k chunks, 1,353 / 1,515 MB), 1.18x with the edge blocks above (732 / 861 MB).
 Sorting inside chunks of 8 k items pads nearly as little as sorting everything (a batch of
 512 spans 1/16 of the chunk's sizes), and a data set of at most one chunk (both bundled ones)
 is embedded exactly as before.
