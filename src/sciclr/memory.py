@@ -3,6 +3,7 @@ dropping the read pages of memory-mapped arrays from the resident set."""
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import mmap
 import sys
@@ -22,13 +23,17 @@ def libc_function(name: str) -> Any:
         return None
 
 
-#: ``madvise(2)``: reclaim these pages now (Linux >= 5.4); clean pages of a mapped file are
-#: dropped from the process and read again on the next touch, so nothing can be lost
-_MADV_PAGEOUT = 21
+#: ``madvise(2)``: unmap these pages from the process. Pages of a mapped file stay in the page
+#: cache, and the next touch maps them again from it (a minor fault, no disk read). The payloads
+#: are never written, so nothing is lost; a written page of a private mapping would be.
+#: (``MADV_PAGEOUT`` also evicts them from the page cache: a training step that re-read its
+#: crystals' pages took 87 ms to gather instead of 16 ms, 16x the bundled crystals.)
+_MADV_DONTNEED = 4
 
 
 def _file_mappings() -> list[tuple[int, int]]:
-    """``(start, end)`` of this process's file-backed mappings (``/proc/self/maps``)."""
+    """``(start, end)`` of this process's file-backed mappings (``/proc/self/maps``), in
+    address order, as the kernel lists them."""
     ranges = []
     with open("/proc/self/maps") as fh:
         for line in fh:
@@ -61,12 +66,17 @@ def release_mapped_pages(tensors: Iterable[Any]) -> int:
         return 0
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     mappings = _file_mappings()
+    starts = [lo for lo, _ in mappings]
     page = mmap.PAGESIZE
     advised = 0
     for lo, hi in spans:
-        for m_lo, m_hi in mappings:
+        # the mappings that overlap [lo, hi): from the last one starting at or before lo
+        i = max(bisect.bisect_right(starts, lo) - 1, 0)
+        while i < len(mappings) and mappings[i][0] < hi:
+            m_lo, m_hi = mappings[i]
             a = max(lo, m_lo) // page * page  # the mapping's pages: whole pages of one file
             b = min(hi, m_hi)
-            if b > a and madvise(a, b - a, _MADV_PAGEOUT) == 0:
+            if b > a and madvise(a, b - a, _MADV_DONTNEED) == 0:
                 advised += b - a
+            i += 1
     return advised

@@ -122,14 +122,23 @@ def lattice_invariants(
     computed ``chunk`` lattices at a time (the pair sums hold ``chunk·STAR²·4`` numbers).
 
     A cell's descriptors do not depend on ``chunk`` (bit for bit: 51,232 cells at 64 and 512).
-    Why 64: each chunk's float64 temporaries are tens of MB, freed in glibc's heap, where
-    they fragment and add up over chunks. For the 51,232 cells of 16x the bundled crystals
-    (``benchmarks/scaling.py`` run folder, once per process: the crystal source's cache and the
-    ``lattice`` features), 512 peaked at 1,153 MB and left 535 MB resident (215 MB after
-    ``malloc_trim``); 64 peaked at 380 MB and left 229 MB, in 15.0 s against 16.6 s."""
+    Why 64, each chunk written into the preallocated result: each chunk's float64 temporaries
+    are tens of MB, freed in glibc's heap, where they fragment and add up over chunks, the more
+    so when small results stay alive between them. For the 51,232 cells of 16x the bundled
+    crystals (``benchmarks/scaling.py`` run folder, once per process: the crystal source's
+    cache and the ``lattice`` features), 512 peaked at 1,153 MB above the process's 490 MB;
+    64 with a list of chunk results joined at the end peaked at 530–2,120 MB from run to run
+    (3 of 6 runs above 1.7 GB), and 64 written in place at 517–549 MB in 9 of 9 runs, in
+    13–15 s."""
     if len(lattice) > chunk:
-        parts = zip(lattice.split(chunk), n_atoms.split(chunk), strict=True)
-        return torch.cat([lattice_invariants(lat, n, n_lengths, span, chunk) for lat, n in parts])
+        # each chunk written into the result at once: a list of small parts kept between the
+        # chunks' large temporaries pins them in glibc's heap (see above)
+        out = torch.empty(len(lattice), n_lattice_invariants(n_lengths), device=lattice.device)
+        for c in range(0, len(lattice), chunk):
+            out[c : c + chunk] = lattice_invariants(
+                lattice[c : c + chunk], n_atoms[c : c + chunk], n_lengths, span, chunk
+            )
+        return out
     lat = _reduce(lattice.to(torch.float64))
     vecs = torch.einsum("ki,bij->bkj", _half_space(span, lat.device, lat.dtype), lat)
     lengths, order = torch.sort(vecs.norm(dim=2), dim=1)
