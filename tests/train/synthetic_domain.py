@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.profiler import record_function
 
 from sciclr.config import dataset_params
 from sciclr.domains.base import ContrastiveModel
 from sciclr.io import save_torch, write_table
 from sciclr.train.distributed import global_slice
-from sciclr.views import PROFILE_LABEL
+from sciclr.views import drawing_views
 
 
 class VectorSource:
@@ -80,7 +79,7 @@ class VectorModel(ContrastiveModel):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         n, d = x.shape
-        with record_function(PROFILE_LABEL):
+        with drawing_views():
             start, n_global = global_slice(n)
             noise = torch.randn(2, n_global, d, generator=generator, device=x.device)
             keep = torch.rand(2, n_global, d, generator=generator, device=x.device) >= self.drop

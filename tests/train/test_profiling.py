@@ -1,43 +1,56 @@
-"""The data-path profiler: its share of step time, and nothing kept after its window."""
+"""The data-path profiler: its share of step time, timed with perf_counter in its window only."""
 
 from __future__ import annotations
 
-import gc
+import time
 
 import torch
-from torch.autograd.profiler_util import FunctionEvent
 
-from sciclr.train.profiling import BATCH_LABEL, DataPathProfiler
+from sciclr.train.profiling import DataPathProfiler
+from sciclr.views import VIEW_CLOCK, drawing_views
 
 
-def _window(n_steps: int) -> dict:
-    prof = DataPathProfiler(first=1, n_steps=n_steps, device=torch.device("cpu"))
+def _window(n_steps: int, views: bool, sleep_batch: float = 0.0, sleep_views: float = 0.0):
+    prof = DataPathProfiler(first=2, n_steps=n_steps, device=torch.device("cpu"))
     x = torch.randn(64, 64)
-    for step in range(1, n_steps + 2):  # one step after the window
+    for step in range(1, n_steps + 3):  # one step before the window and one after
         with prof.step(step):
-            with torch.profiler.record_function(BATCH_LABEL):
+            with prof.batch():
+                time.sleep(sleep_batch)
                 y = x @ x
+            if views:
+                with drawing_views():
+                    time.sleep(sleep_views)
             (y @ x).sum()
         prof.after_step(step)
+    prof.finish()  # as the engine does at the end: nothing changes after the window
     return prof.result
 
 
-def _live_events() -> int:
-    return sum(isinstance(o, FunctionEvent) for o in gc.get_objects())
+def test_window_measures_the_batch_and_view_shares():
+    result = _window(3, views=True, sleep_batch=0.02, sleep_views=0.01)
+    assert result["steps"] == 3 and result["views_labelled"]
+    # three steps in the window: 60 ms of batches and 30 ms of views, not the fourth and fifth
+    assert 0.06 <= result["batch_s"] < 0.075 and 0.03 <= result["views_s"] < 0.045
+    assert result["batch_s"] + result["views_s"] <= result["step_s"]
+    assert 0.9 <= result["fraction"] <= 1.0  # the step is little more than the two sleeps
+    assert not VIEW_CLOCK.running
 
 
-def test_window_measures_the_batch_share():
-    result = _window(2)
-    assert result is not None and result["steps"] == 2
+def test_unlabelled_views_and_an_empty_window():
+    result = _window(2, views=False, sleep_batch=0.01)
+    assert result["views_s"] is None and not result["views_labelled"]
     assert 0 < result["batch_s"] <= result["step_s"] and 0 < result["fraction"] <= 1
+    off = DataPathProfiler(first=1, n_steps=0, device=torch.device("cpu"))
+    with off.step(1), off.batch():
+        pass
+    off.after_step(1)
+    off.finish()
+    assert off.result is None and not off.enabled
 
 
-def test_events_do_not_outlive_the_window():
-    gc.disable()  # the collection must come from finish(), not from an allocation threshold
-    try:
-        _window(2)
-        short = _live_events()
-        _window(30)
-        assert _live_events() <= short  # torch keeps the last few; not one per profiled op
-    finally:
-        gc.enable()
+def test_view_drawing_outside_a_window_is_not_timed():
+    VIEW_CLOCK.seconds, VIEW_CLOCK.calls = 0.0, 0
+    with drawing_views():
+        time.sleep(0.005)
+    assert VIEW_CLOCK.calls == 0 and VIEW_CLOCK.seconds == 0.0

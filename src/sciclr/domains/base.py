@@ -64,8 +64,8 @@ class ContrastiveModel(nn.Module):
       (seed, step) that is identical on every rank; the model draws the random numbers for the
       *global* batch and keeps its rank's slice (``sciclr.train.distributed.global_slice``), so
       the views, and hence training, do not depend on the number of processes.
-    * View drawing wrapped in ``torch.profiler.record_function(sciclr.views.PROFILE_LABEL)``
-      is counted as data-path time in ``train_summary.json``.
+    * View drawing wrapped in ``sciclr.views.drawing_views()`` is counted as data-path time
+      in ``train_summary.json``.
     """
 
     def forward(self, batch: Any, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -19,7 +19,6 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.profiler import record_function
 
 from sciclr.domains.base import ContrastiveModel, DataSource
 from sciclr.errors import SciclrError
@@ -42,7 +41,7 @@ from sciclr.train.distributed import (
 )
 from sciclr.train.evaluate import Evaluation
 from sciclr.train.objective import Objective, check_global_negatives
-from sciclr.train.profiling import BATCH_LABEL, DataPathProfiler
+from sciclr.train.profiling import DataPathProfiler
 from sciclr.train.progress import MetricsLog, Progress, TensorBoardLogger
 from sciclr.train.schedule import warmup_cosine
 from sciclr.train.seeding import (
@@ -350,7 +349,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 with profiler.step(step + 1):
                     rows = self.train_idx[local]
-                    with record_function(BATCH_LABEL):
+                    with profiler.batch():
                         batch = self.source.batch(rows, self.device)
                         if release is not None:  # the batch is a copy: see release_pages
                             release()

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.profiler import record_function
 
 from sciclr.data.dna.codes import PAD, TOKEN_PAD
 from sciclr.data.dna.kmers import kmer_profile
@@ -21,7 +20,7 @@ from sciclr.domains.base import ContrastiveModel
 from sciclr.encoders.dna import DilatedResNet1d, KmerMLP, KmerTransformer
 from sciclr.encoders.heads import ProjectionHead
 from sciclr.errors import SciclrError
-from sciclr.views import PROFILE_LABEL
+from sciclr.views import drawing_views
 from sciclr.views.dna import DnaViewConfig, make_view
 from sciclr.views.dna_tokens import make_token_view
 
@@ -114,7 +113,7 @@ class DnaContrastiveModel(ContrastiveModel):
     def forward(
         self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        with record_function(PROFILE_LABEL):
+        with drawing_views():
             views = self.draw_views(batch, generator)
         h = self.encoder(views["x"], views["lengths"], symmetrize=self.rc_train)
         z = self.head(h).view(self.n_seq_views, -1, self.head.out_dim)

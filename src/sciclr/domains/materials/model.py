@@ -29,6 +29,7 @@ from sciclr.data.elements import composition_descriptors, element_descriptors
 from sciclr.domains.base import ContrastiveModel
 from sciclr.encoders.crystals import CrystalGNN
 from sciclr.encoders.heads import MLP, ProjectionHead
+from sciclr.views import drawing_views
 from sciclr.views.crystals import (
     CrystalViewConfig,
     augment_graph,
@@ -79,16 +80,20 @@ class CrystalContrastiveModel(ContrastiveModel):
     ) -> torch.Tensor:
         """Projections (V, N, proj_dim): graph view(s) first, then composition, then XRD."""
         n_graph = 2 if "augment" in self.pairing else 1
-        out = [
-            self.head(self.gnn(augment_graph(batch, self.views, generator))) for _ in range(n_graph)
-        ]
-        if "composition" in self.side:
-            comp = composition_view(batch.composition, self.views.composition_noise, generator)
-            if self.composition_input == "descriptors":
-                comp = torch.cat([comp, composition_descriptors(comp, self.elements)], dim=1)
+        # every view first (the generator's draws in the same order as view by view)
+        with drawing_views():
+            graphs = [augment_graph(batch, self.views, generator) for _ in range(n_graph)]
+            comp = x = None
+            if "composition" in self.side:
+                comp = composition_view(batch.composition, self.views.composition_noise, generator)
+                if self.composition_input == "descriptors":
+                    comp = torch.cat([comp, composition_descriptors(comp, self.elements)], dim=1)
+            if "xrd" in self.side:
+                x = xrd_view(batch.xrd, self.views.xrd_shift, self.views.xrd_noise, generator)
+        out = [self.head(self.gnn(g)) for g in graphs]
+        if comp is not None:
             out.append(self.side["composition"](comp))
-        if "xrd" in self.side:
-            x = xrd_view(batch.xrd, self.views.xrd_shift, self.views.xrd_noise, generator)
+        if x is not None:
             out.append(self.side["xrd"](x))
         return torch.stack(out)
 
