@@ -18,15 +18,12 @@ window), and training ran at 306-335 samples/s against 383. The events' aggregat
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
-from torch.profiler import record_function
 
-from sciclr.views import VIEW_CLOCK
+from sciclr.views import VIEW_CLOCK, RangeClock, timed_range
 
 __all__ = ["BATCH_LABEL", "STEP_LABEL", "DataPathProfiler"]
 
@@ -42,46 +39,25 @@ class DataPathProfiler:
         self.first, self.last = first, first + n_steps - 1
         self.enabled = n_steps > 0
         self.device = device
-        self._active = False
         self._done = False
         self._result: dict[str, Any] | None = None
-        self._steps = 0
-        self._step_s = 0.0
-        self._batch_s = 0.0
+        self._step_clock, self._batch_clock = RangeClock(), RangeClock()
 
-    def _in_window(self, step: int) -> bool:
-        return self.enabled and not self._done and self.first <= step <= self.last
+    @property
+    def _active(self) -> bool:
+        return self._step_clock.running
 
-    @contextmanager
-    def step(self, step: int) -> Iterator[None]:
+    def step(self, step: int) -> AbstractContextManager[None]:
         """Context for the whole of ``step``; starts the clocks at the window's first step."""
-        if not self._in_window(step):
-            with record_function(STEP_LABEL):
-                yield
-            return
-        if not self._active:
-            self._active = True
-            VIEW_CLOCK.start()
-        self._steps += 1
-        t0 = time.perf_counter()
-        try:
-            with record_function(STEP_LABEL):
-                yield
-        finally:
-            self._step_s += time.perf_counter() - t0
+        in_window = self.enabled and not self._done and self.first <= step <= self.last
+        if in_window and not self._active:
+            for clock in (self._step_clock, self._batch_clock, VIEW_CLOCK):
+                clock.start()
+        return timed_range(STEP_LABEL, self._step_clock)
 
-    def batch(self) -> Any:
+    def batch(self) -> AbstractContextManager[None]:
         """Context for a step's ``source.batch`` call (timed inside the window)."""
-        return self._timed_batch() if self._active else record_function(BATCH_LABEL)
-
-    @contextmanager
-    def _timed_batch(self) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            with record_function(BATCH_LABEL):
-                yield
-        finally:
-            self._batch_s += time.perf_counter() - t0
+        return timed_range(BATCH_LABEL, self._batch_clock)
 
     def after_step(self, step: int) -> None:
         if self._active and step >= self.last:
@@ -91,18 +67,20 @@ class DataPathProfiler:
         """Stop (if running) and sum up; safe to call more than once."""
         if not self._active:
             return
-        self._active, self._done = False, True
-        VIEW_CLOCK.stop()
+        self._done = True
+        for clock in (self._step_clock, self._batch_clock, VIEW_CLOCK):
+            clock.stop()
         views_s = VIEW_CLOCK.seconds if VIEW_CLOCK.calls else None
-        data_s = self._batch_s + (views_s or 0.0)
+        step_s, batch_s = self._step_clock.seconds, self._batch_clock.seconds
+        data_s = batch_s + (views_s or 0.0)
         self._result = {
             "method": "perf_counter of the labelled ranges (host time)",
-            "steps": self._steps,
-            "step_s": self._step_s,
-            "batch_s": self._batch_s,
+            "steps": self._step_clock.calls,
+            "step_s": step_s,
+            "batch_s": batch_s,
             "views_s": views_s,
             "views_labelled": VIEW_CLOCK.calls > 0,
-            "fraction": data_s / self._step_s if self._step_s > 0 else None,
+            "fraction": data_s / step_s if step_s > 0 else None,
         }
 
     @property

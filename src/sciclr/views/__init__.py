@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from torch.profiler import record_function
 
 PROFILE_LABEL = "sciclr.views"
 
-__all__ = ["PROFILE_LABEL", "VIEW_CLOCK", "RangeClock", "drawing_views"]
+__all__ = ["PROFILE_LABEL", "VIEW_CLOCK", "RangeClock", "drawing_views", "timed_range"]
 
 
 class RangeClock:
@@ -40,16 +40,22 @@ VIEW_CLOCK = RangeClock()
 
 
 @contextmanager
-def drawing_views() -> Iterator[None]:
-    """The range of a model's view drawing: ``torch.profiler.record_function(PROFILE_LABEL)``,
-    timed on :data:`VIEW_CLOCK` while it runs (a ``perf_counter`` pair otherwise not taken)."""
-    with record_function(PROFILE_LABEL):
-        if not VIEW_CLOCK.running:
+def timed_range(label: str, clock: RangeClock) -> Iterator[None]:
+    """``torch.profiler.record_function(label)``, its host seconds added to ``clock`` while
+    the clock runs (a ``perf_counter`` pair otherwise not taken)."""
+    with record_function(label):
+        if not clock.running:
             yield
             return
         t0 = time.perf_counter()
         try:
             yield
         finally:
-            VIEW_CLOCK.seconds += time.perf_counter() - t0
-            VIEW_CLOCK.calls += 1
+            clock.seconds += time.perf_counter() - t0
+            clock.calls += 1
+
+
+def drawing_views() -> AbstractContextManager[None]:
+    """The range of a model's view drawing: :data:`PROFILE_LABEL`, timed on
+    :data:`VIEW_CLOCK`."""
+    return timed_range(PROFILE_LABEL, VIEW_CLOCK)
