@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import functools
 import mmap
 import sys
 from collections.abc import Iterable
@@ -44,6 +45,15 @@ def _file_mappings() -> list[tuple[int, int]]:
     return ranges
 
 
+@functools.cache
+def _madvise() -> Any:
+    """glibc's ``madvise``, typed, looked up once (training releases pages every step)."""
+    madvise = libc_function("madvise")
+    if madvise is not None:
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return madvise
+
+
 def release_mapped_pages(tensors: Iterable[Any]) -> int:
     """Drop the pages that this process has read of memory-mapped tensors
     (:func:`sciclr.io.load_torch` with ``mmap``) from its resident set; returns the bytes
@@ -61,10 +71,9 @@ def release_mapped_pages(tensors: Iterable[Any]) -> int:
         spans.append((storage.data_ptr(), storage.data_ptr() + storage.nbytes()))
     if not spans:
         return 0
-    madvise = libc_function("madvise")
+    madvise = _madvise()
     if madvise is None:
         return 0
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     mappings = _file_mappings()
     starts = [lo for lo, _ in mappings]
     page = mmap.PAGESIZE

@@ -13,7 +13,7 @@ from sciclr.views import VIEW_CLOCK, drawing_views
 def _window(n_steps: int, views: bool, sleep_batch: float = 0.0, sleep_views: float = 0.0):
     """Steps 1 .. n_steps + 2 with the window at 2 .. n_steps + 1; the steps outside it sleep
     0.3 s in each range, so counting one of them would show."""
-    prof = DataPathProfiler(first=2, n_steps=n_steps, device=torch.device("cpu"))
+    prof = DataPathProfiler(first=2, n_steps=n_steps)
     x = torch.randn(64, 64)
     for step in range(1, n_steps + 3):  # one step before the window and one after
         outside = step == 1 or step == n_steps + 2
@@ -44,7 +44,7 @@ def test_unlabelled_views_and_an_empty_window():
     result = _window(2, views=False, sleep_batch=0.01)
     assert result["views_s"] is None and not result["views_labelled"]
     assert 0 < result["batch_s"] <= result["step_s"] and 0 < result["fraction"] <= 1
-    off = DataPathProfiler(first=1, n_steps=0, device=torch.device("cpu"))
+    off = DataPathProfiler(first=1, n_steps=0)
     with off.step(1), off.batch():
         pass
     off.after_step(1)

@@ -322,7 +322,6 @@ class Trainer:
         profiler = DataPathProfiler(
             start + 2 if plan.total_steps - start > 2 else start + 1,
             tcfg.profile_steps,
-            self.device,
         )
         max_norm = tcfg.grad_clip if tcfg.grad_clip else math.inf
         local_n = plan.batch_size // ctx.world_size
@@ -335,7 +334,7 @@ class Trainer:
         # a mapped payload's pages that a step read leave the resident set after its gather:
         # random batches touch every page within an epoch's first steps, so otherwise RSS
         # grows with the data (sciclr.memory.release_mapped_pages: about 5 ms a step, the
-        # re-mapping included, against 0.9 s a step of 16x the bundled crystals on 2 cores)
+        # re-mapping included, against 0.7 s a step of 16x the bundled crystals on 2 cores)
         release = getattr(self.source, "release_pages", None)
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         with StopRequest() as stop:

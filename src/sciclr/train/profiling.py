@@ -1,12 +1,13 @@
 """How much of a training step is the data path (collating the batch + drawing the views).
 
 For a window of steps the engine times each step, each ``source.batch`` call
-(:meth:`DataPathProfiler.batch`) and the models' view drawing (:func:`sciclr.views.drawing_views`, which models wrap around it)
-with ``perf_counter``. The ranges keep their ``torch.profiler`` labels (:data:`STEP_LABEL`,
-:data:`BATCH_LABEL`, :data:`sciclr.views.PROFILE_LABEL`), so a trace taken around training
-shows them. On CUDA the batch range ends with a host sync and a step with the loss's transfer,
-so their host times are wall times; asynchronous view kernels that overlap compute do not stall
-the host and are not counted.
+(:meth:`DataPathProfiler.batch`) and the models' view drawing (which models wrap in
+:func:`sciclr.views.drawing_views`) with ``perf_counter``. The ranges keep their
+``torch.profiler`` labels (:data:`STEP_LABEL`, :data:`BATCH_LABEL`,
+:data:`sciclr.views.PROFILE_LABEL`), so a trace taken around training shows them. On CUDA the
+batch range ends with a host sync and a step with the loss's transfer, so their host times are
+wall times; asynchronous view kernels that overlap compute do not stall the host and are not
+counted.
 
 Why not ``torch.profiler`` itself (what this did before): its window cost memory for the rest of
 the run and speed for the window. On 16x the bundled crystals (one epoch, ``sciclr train``, 2
@@ -21,8 +22,6 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any
 
-import torch
-
 from sciclr.views import VIEW_CLOCK, RangeClock, timed_range
 
 __all__ = ["BATCH_LABEL", "STEP_LABEL", "DataPathProfiler"]
@@ -35,11 +34,9 @@ class DataPathProfiler:
     """Times steps ``first .. first + n_steps - 1`` (1-based step numbers): the whole step,
     its batch collation and its view drawing."""
 
-    def __init__(self, first: int, n_steps: int, device: torch.device) -> None:
+    def __init__(self, first: int, n_steps: int) -> None:
         self.first, self.last = first, first + n_steps - 1
         self.enabled = n_steps > 0
-        self.device = device
-        self._done = False
         self._result: dict[str, Any] | None = None
         self._step_clock, self._batch_clock = RangeClock(), RangeClock()
 
@@ -49,7 +46,7 @@ class DataPathProfiler:
 
     def step(self, step: int) -> AbstractContextManager[None]:
         """Context for the whole of ``step``; starts the clocks at the window's first step."""
-        in_window = self.enabled and not self._done and self.first <= step <= self.last
+        in_window = self.enabled and self._result is None and self.first <= step <= self.last
         if in_window and not self._active:
             for clock in (self._step_clock, self._batch_clock, VIEW_CLOCK):
                 clock.start()
@@ -67,7 +64,6 @@ class DataPathProfiler:
         """Stop (if running) and sum up; safe to call more than once."""
         if not self._active:
             return
-        self._done = True
         for clock in (self._step_clock, self._batch_clock, VIEW_CLOCK):
             clock.stop()
         views_s = VIEW_CLOCK.seconds if VIEW_CLOCK.calls else None

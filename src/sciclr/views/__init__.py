@@ -21,7 +21,7 @@ __all__ = ["PROFILE_LABEL", "VIEW_CLOCK", "RangeClock", "drawing_views", "timed_
 
 
 class RangeClock:
-    """Host seconds spent in a labelled range while :attr:`running` (one per process)."""
+    """Host seconds and calls of a labelled range while :attr:`running` (:func:`timed_range`)."""
 
     def __init__(self) -> None:
         self.running = False
