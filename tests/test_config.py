@@ -106,7 +106,7 @@ def test_validate_config_fills_every_schema_default_per_domain():
     assert {k: config[k] for k in top} == top
     assert config["compute"]["train"] == {
         "threads": 2,
-        "mem_mb": 4000,
+        "mem_mb": 1000,
         "mem_mb_per_input_mb": None,
         "runtime": 60,
         "gpus": 0,

@@ -131,7 +131,7 @@ rule figures:
         "../../environment.yml"
     threads: compute("analysis", "threads")
     resources:
-        mem_mb=compute("analysis", "mem_mb"),
+        mem_mb=job_mem_mb("figures", "analysis"),
         runtime=compute("analysis", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS, units=True),

@@ -347,38 +347,51 @@ def finetune_task_pattern():
 
 # Memory a job asks for (`resources: mem_mb`), from the size of its input files: a fixed base
 # plus a factor per MB of input, never below compute.<step>.mem_mb (the floor); a retry
-# (attempt 2, 3) asks for 1.5x, 2x. Base and factor: peak RSS against input MB between the 1x
-# and 4x DNA sizes of `python benchmarks/scaling.py --quick` (2026-12-01, 2 cores; README,
-# Benchmarks), rounded up; the rules DNA does not run (parse_shard) and those the run did not
-# reach (label_efficiency, recovery, verdict) keep the factor of their neighbour, unmeasured.
-# compute.<step>.mem_mb_per_input_mb replaces every factor of the step. Sizes are summed here
-# rather than read from `input.size_mb`, which is <TBD> for inputs that do not exist yet (a dry
-# run's plan); Snakemake re-evaluates resources once a job's inputs exist, before it starts.
-MEM_MODEL = {  # rule: (base MB, MB per input MB); benchmarks/scaling.py, 2026-12-01
+# (attempt 2, 3) asks for 1.5x, 2x. Base and factor: peak RSS against input MB measured by
+# `python benchmarks/scaling.py` (2 cores; README, Scaling), the line through the two largest
+# sizes, rounded up so that it also covers the smaller sizes and the default run's benchmark
+# files. The analysis rules' figures are the DNA 4x and 16x runs of 2026-12-02
+# (`--quick --sizes dna=4,16`, commit 48a0969), whose inputs (embeddings and feature files)
+# are the largest; parse_shard is crystals only. compute.<step>.mem_mb_per_input_mb replaces
+# every factor of the step. Sizes are summed here rather than read from `input.size_mb`, which
+# is <TBD> for inputs that do not exist yet (a dry run's plan); Snakemake re-evaluates
+# resources once a job's inputs exist, before it starts.
+MEM_MODEL = {  # rule: (base MB, MB per input MB)
     # crystals 414 -> 448 -> 563 MB for 4.0 -> 15.9 -> 63.6 MB of CIFs
     "parse_shard": (450, 3.0),
-    # DNA 369 -> 515 MB for 8.0 -> 29.3 MB of FASTA; crystal graphs (built 256 structures at a
-    # time) 556 -> 653 -> 1032 MB for 1.4 -> 5.5 -> 22.2 MB of parsed arrays (its input is the
-    # parse stage's output): one factor per domain
+    # DNA 369 -> 515 -> 982 MB for 8.0 -> 29.3 -> 117 MB of FASTA; crystal graphs (built 256
+    # structures at a time) 556 -> 653 -> 1032 MB for 1.4 -> 5.5 -> 22.2 MB of parsed arrays
+    # (its input is the parse stage's output): one factor per domain
     "preprocess_shard": {"dna": (400, 7.0), "materials": (550, 25.0)},
-    # DNA 351 -> 411 MB for 7.2 -> 28.0 MB; crystals 1210 MB for 238 MB
+    # DNA 351 -> 411 -> 606 MB for 7.2 -> 28.0 -> 111 MB; crystals 1210 MB for 238 MB
     "gather": (450, 4.0),
-    # written 2,048 records at a time: DNA 6-mers 443 MB for 28.8 MB; lattice 578 -> 699 MB
-    # for 15.6 -> 240 MB
+    # written 2,048 records at a time: DNA 6-mers 462 -> 675 MB for 28.8 -> 115 MB; lattice
+    # 578 -> 699 MB for 15.6 -> 240 MB
     "features": (450, 2.0),
-    # one epoch with its val check, the heap trimmed after each step: DNA 2106 -> 2406 -> 2269
-    # MB for 7.4 -> 28.8 -> 114.6 MB (2245 after 6 epochs of the bundled data); crystals
-    # 1557 -> 1677 -> 2022 MB for 15.6 -> 60.5 -> 240 MB (2026-12-02)
+    # one epoch with its val check, the heap trimmed after each step: DNA 2106 -> 1780 -> 1952
+    # MB for 7.4 -> 28.8 -> 114.6 MB (1761 in the default run's 10 epochs); crystals
+    # 1231-1254 -> 1334-1378 MB for 15.6 -> 240 MB (1256 in the default run's 20 epochs)
     "train": {"dna": (2800, 1.0), "materials": (2150, 1.5)},
-    # streamed in chunks, read pages dropped: DNA 1130 -> 1308 MB for 9.7 -> 116.8 MB;
-    # crystals 1353 -> 1515 MB for 15.6 -> 246 MB (732 -> 861 MB in blocks of 16 k edges)
+    # streamed in chunks, read pages dropped: DNA 1130 -> 1178 -> 1231 MB for 9.7 -> 31.1 ->
+    # 116.8 MB; crystals 732 -> 861 MB for 15.6 -> 246 MB (blocks of 16 k edges)
     "embed": (1400, 2.0),
-    "probe": (800, 6.5),  # DNA 784 -> 1940 MB for 63 -> 251 MB (capped fits beyond)
-    "cluster": (650, 3.5),  # DNA 656 -> 1281 MB for 63 -> 251 MB
-    "label_efficiency": (500, 2.5),  # DNA 500 -> 934 MB (+ workers) for 63 -> 251 MB
-    "recovery": (700, 4.5),  # DNA 706 -> 1541 MB for 63 -> 251 MB
-    "verdict": (400, 20.0),  # crystals 142 -> 232 MB for 1.5 -> 6.1 MB
+    # the analysis steps read the embeddings and feature files (DNA 63 -> 251 -> 1004 MB)
+    "probe": (1200, 1.2),  # DNA 574 -> 1468 -> 2309 MB (capped fits beyond 20 k items)
+    "cluster": (1000, 1.3),  # DNA 581 -> 1295 -> 2234 MB
+    # DNA 1071 -> 918 -> 1656 MB and crystals 1200 MB (1x) for the main process; its two
+    # fitting workers add their share
+    "label_efficiency": (1300, 1.5),
+    "recovery": (1200, 1.5),  # DNA 678 -> 1543 -> 2600 MB
+    "figures": (900, 1.1),  # DNA 893 -> 1033 -> 1821 MB for 65 -> 255 -> 1020 MB
+    "verdict": (400, 10.0),  # DNA 214 -> 422 MB for 8.4 -> 30.3 MB of predictions
+    # reads the metric tables (a row per metric, not per item): 127-129 MB at every size
+    "report": (400, 2.0),
+    "sweep_summary": (400, 2.0),  # the sweep runs' metric tables, as the report's
 }
+# fine-tuning holds what training does (the payload mapped, one encoder, its optimiser) plus a
+# task head; its summary reads one predictions table per run, as verdict reads its one
+MEM_MODEL["finetune_run"] = MEM_MODEL["train"]
+MEM_MODEL["finetune_summary"] = MEM_MODEL["verdict"]
 
 
 def job_mem_mb(rule, step):

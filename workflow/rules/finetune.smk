@@ -31,7 +31,7 @@ rule finetune_run:
         "../../environment.yml"
     threads: compute("train", "threads")
     resources:
-        mem_mb=compute("train", "mem_mb"),
+        mem_mb=job_mem_mb("finetune_run", "train"),
         runtime=compute("train", "runtime"),
         gpu=min(compute("train", "gpus"), 1),
     params:
@@ -64,7 +64,7 @@ rule finetune_summary:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=compute("analysis", "mem_mb"),
+        mem_mb=job_mem_mb("finetune_summary", "analysis"),
         runtime=compute("analysis", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),

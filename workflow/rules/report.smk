@@ -14,7 +14,7 @@ rule report:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=compute("analysis", "mem_mb"),
+        mem_mb=job_mem_mb("report", "analysis"),
         runtime=compute("analysis", "runtime"),
     params:
         cfg=lambda wc: json.dumps(
@@ -69,7 +69,7 @@ rule sweep_summary:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=compute("analysis", "mem_mb"),
+        mem_mb=job_mem_mb("sweep_summary", "analysis"),
         runtime=compute("analysis", "runtime"),
     params:
         cfg=lambda wc: params_json(wc.ds, ANALYSIS_KEYS),
