@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,24 @@ def snakemake(
         text=True,
         timeout=timeout,
     )
+
+
+PLANNED_JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:    .*\n)*)", re.M)
+
+
+def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, str, dict[str, str]]]:
+    """``(rule, wildcards, resources)`` of every job a dry run (``snakemake -n *args``) plans:
+    what a cluster would be asked for, without running anything."""
+    proc = snakemake(workdir, "--dry-run", *args, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    jobs = []
+    for rule, block in PLANNED_JOB.findall(proc.stdout + proc.stderr):
+        fields = dict(line.strip().split(": ", 1) for line in block.splitlines())
+        resources = fields.get("resources", "")
+        res = dict(kv.split("=", 1) for kv in resources.split(", ")) if resources else {}
+        jobs.append((rule, fields.get("wildcards", ""), res))
+    assert jobs
+    return jobs
 
 
 IO_AUDIT = REPO / "tests" / "workflow" / "io_audit"

@@ -7,37 +7,21 @@ checked here, on the job plans Snakemake prints for the tiny config.
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_workflow
+from tests.conftest import REPO, copy_workflow, planned_jobs
 
 PROFILES = REPO / "workflow" / "profiles"
 OVERLAY = Path(__file__).resolve().parent / "profile"
-JOB = re.compile(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", re.M)
 
 
 def _plan(work: Path, *profiles: Path) -> list[tuple[str, dict[str, str]]]:
     """(rule, resources) of every job of a dry run on the tiny config."""
     args = [arg for p in profiles for arg in ("--profile", str(p))]
-    args += ["--configfile", "config/test.yaml"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--dry-run", "--cores", "64", *args],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    jobs = []
-    for rule, res in JOB.findall(proc.stdout + proc.stderr):
-        jobs.append((rule, dict(kv.split("=", 1) for kv in res.split(", "))))
-    assert jobs
-    return jobs
+    jobs = planned_jobs(work, "--cores", "64", *args, "--configfile", "config/test.yaml")
+    return [(rule, res) for rule, _, res in jobs]
 
 
 @pytest.fixture(scope="module")

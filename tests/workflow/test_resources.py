@@ -8,17 +8,13 @@ in workflow/rules/common.smk), and a larger input must raise the request of the 
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import copy_workflow
+from tests.conftest import copy_workflow, planned_jobs
 
-JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:    .*\n)*)", re.M)
 FLOOR = 100
 TARGETS = ("all", "finetune")  # rules that only name files
 PLAN = "config/plan.yaml"
@@ -27,23 +23,8 @@ PLAN = "config/plan.yaml"
 def _plan(work: Path, config: dict) -> dict[tuple[str, str], int]:
     """``{(rule, wildcards): mem_mb}`` of a dry run of the default and `finetune` targets."""
     (work / PLAN).write_text(yaml.safe_dump(config))
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "2", *TARGETS, "--configfile", PLAN],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    plan = {}
-    for rule, block in JOB.findall(proc.stdout):
-        fields = dict(line.strip().split(": ", 1) for line in block.splitlines())
-        if rule in TARGETS:
-            continue
-        resources = dict(kv.split("=", 1) for kv in fields["resources"].split(", "))
-        plan[(rule, fields.get("wildcards", ""))] = int(resources["mem_mb"])
-    assert plan
-    return plan
+    jobs = planned_jobs(work, "--cores", "2", *TARGETS, "--configfile", PLAN)
+    return {(rule, wc): int(res["mem_mb"]) for rule, wc, res in jobs if rule not in TARGETS}
 
 
 @pytest.fixture(scope="module")
