@@ -97,24 +97,3 @@ def test_the_result_depends_on_the_seed_not_on_the_threads():
     reseeded = label_efficiency(_settings(seed=1), ids, splits, [task], feats)[0]
     small = one[0]["fraction"] < 1  # other subsets under another seed
     assert not np.allclose(one[0].loc[small, "value"], reseeded.loc[small, "value"])
-
-
-def test_regression_and_forest_fits_do_not_depend_on_the_threads():
-    """The two-round parallel path (CV folds as jobs, then refits) next to the serial one, on
-    a regression task with the random forest among the probes."""
-    rng = np.random.default_rng(3)
-    n = 180
-    X = rng.normal(size=(n, 5))
-    y = X[:, 0] * 2.0 + rng.normal(scale=0.3, size=n)
-    task = TaskData("r", "regression", "r", y, np.ones(n, bool), "mae")
-    splits = np.array(["train", "test"])[(np.arange(n) % 3 == 0).astype(int)]
-    ids = np.array([f"r{i}" for i in range(n)])
-    analysis = {"label_fractions": [0.1, 1.0], "label_repeats": 2, "bootstrap": 50}
-    cfg = Settings.from_params({"analysis": {**analysis, "rf_features": ["x"], "rf_trees": 20}})
-    feats = {"ssl": X, "x": X[:, ::-1].copy()}
-    one = label_efficiency(cfg, ids, splits, [task], feats, threads=1)
-    two = label_efficiency(cfg, ids, splits, [task], feats, threads=2)
-    for a, b in zip(one, two, strict=True):
-        pd.testing.assert_frame_equal(a, b)
-    assert set(one[0]["probe"]) == {"linear", "rf"}
-    assert (one[0].loc[one[0]["fraction"] == 1, "value"] < 0.6).all()  # the fits learnt y

@@ -105,29 +105,6 @@ def test_selection_prefers_strong_regularisation_for_noise_and_weak_for_signal()
     assert alpha == min(s["ridge_alpha"]) and "(val)" in note
 
 
-def test_selection_from_separate_folds_is_fit_linears():
-    """The pieces label efficiency runs as separate jobs (cv_rows, path_scores per fold,
-    choose_strength) choose what fit_linear chooses, for a classification task too."""
-    from sciclr.analysis.probes import choose_strength, cv_rows, mean_fold_scores, path_scores
-
-    rng = np.random.default_rng(7)
-    n = 150
-    y = rng.integers(0, 3, n)
-    X = rng.normal(size=(n, 8)) + 0.7 * y[:, None]
-    rec = pd.DataFrame({"id": [str(i) for i in range(n)], "split": "train", "y": y.astype(str)})
-    s = Settings.from_params({"tasks": [{"column": "y", "type": "classification"}]})
-    task = resolve_tasks(s, rec)[0]
-    rows = np.arange(20, n)  # not starting at 0: the folds are rows, not positions
-    folds = cv_rows(task, rows, s)
-    assert len(folds) == 5 and all(
-        np.isin(a, rows).all() and not np.isin(a, b).any() for a, b in folds
-    )
-    scores = mean_fold_scores([path_scores(task, X, a, b, s) for a, b in folds])
-    got = choose_strength(task, scores, f"{len(folds)}-fold CV", s)
-    assert got == fit_linear(task, X[rows], task.y[rows], None, None, s)
-    assert choose_strength(task, None, "x", s) == (1.0, "C=1 (default: too few items to select)")
-
-
 @pytest.mark.parametrize("n,d", [(80, 12), (20, 50)])
 def test_ridge_path_equals_sklearn_ridge(n, d):
     """Every alpha of the path equals its own Ridge fit, also with more features than items."""

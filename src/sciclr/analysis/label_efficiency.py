@@ -27,14 +27,7 @@ from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
 
 from sciclr.analysis.bootstrap import Estimate, resample_weights
-from sciclr.analysis.probes import (
-    choose_strength,
-    cv_rows,
-    fit_predict,
-    fit_rows,
-    mean_fold_scores,
-    path_scores,
-)
+from sciclr.analysis.probes import fit_predict
 from sciclr.analysis.scoring import metric_functions, task_seed
 from sciclr.analysis.spec import Settings, TaskData
 from sciclr.analysis.verdict import VERDICT_COLUMNS, comparison_row
@@ -136,39 +129,13 @@ def _scores(
 
 
 def _fit_one(
-    probe: str,
-    task: TaskData,
-    X: np.ndarray,
-    sub: np.ndarray,
-    test: np.ndarray,
-    settings: Settings,
-    strength: tuple[float, str] | None = None,
+    probe: str, task: TaskData, X: np.ndarray, sub: np.ndarray, test: np.ndarray, settings: Settings
 ) -> tuple[np.ndarray, np.ndarray | None]:
     rows = {"train": sub, "val": np.array([], dtype=np.int64), "test": test}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        y_pred, score, _ = fit_predict(probe, task, X, rows, settings, 1, strength)
+        y_pred, score, _ = fit_predict(probe, task, X, rows, settings, 1)
     return y_pred, score
-
-
-def _fold_scores(
-    task: TaskData, X: np.ndarray, fit: np.ndarray, held_out: np.ndarray, settings: Settings
-) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return path_scores(task, X, fit, held_out, settings)
-
-
-def _largest_first(jobs: Sequence, costs: Sequence[float], threads: int) -> list:
-    """The results of the delayed ``jobs``, in their order, run ``threads`` at a time in
-    worker processes, the costliest first (longest-processing-time scheduling: the last job
-    to finish is a short one, so no worker idles long at the end)."""
-    order = np.argsort(-np.asarray(costs, dtype=float), kind="stable")
-    done = Parallel(n_jobs=int(threads), batch_size=1)(jobs[i] for i in order)
-    out: list = [None] * len(jobs)
-    for i, r in zip(order, done, strict=True):
-        out[i] = r
-    return out
 
 
 def _fit_all(
@@ -181,61 +148,17 @@ def _fit_all(
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Test predictions of every ``(feature set, probe, train subset)`` fit, in order.
 
-    With ``threads`` > 1 the work runs that many jobs at once in worker processes (joblib's
-    loky backend, one BLAS/OpenMP thread each; the feature matrices reach them memory-mapped,
-    not copied), in two rounds: first every CV fold of every linear probe's strength
-    selection (:func:`~sciclr.analysis.probes.path_scores`) and every other probe's whole
-    fit, then each linear probe's refit at its chosen strength. One job per fold, not per
-    fit: at a fraction of 1 a data set has one fit per feature set, and the SSL embedding's,
-    the widest, took most of the step's time while the other worker idled (crystal-system
-    curves, default run). Threads would not do: the L-BFGS fits hold the GIL between their
-    array operations, and two of them in threads ran the materials curves 4x slower than
-    one after the other. The results do not depend on ``threads`` (tested): each fold is
-    scored, and each strength chosen, exactly as :func:`~sciclr.analysis.probes.fit_linear`
-    does it."""
+    The fits are independent: with ``threads`` > 1 that many run at once in worker processes
+    (joblib's loky backend, one BLAS/OpenMP thread each; the feature matrices reach them
+    memory-mapped, not copied). Threads would not do: the L-BFGS fits hold the GIL between
+    their array operations, and two of them in threads ran the materials curves 4x slower
+    than one after the other (default run, 2 cores). The results do not depend on
+    ``threads`` (tested)."""
     if int(threads) <= 1 or len(fits) <= 1:
         return [_fit_one(probe, task, features[fs], sub, test, settings) for fs, probe, sub in fits]
-    folds: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-    jobs, costs, keys = [], [], []
-    for k, (fs, probe, sub) in enumerate(fits):
-        X = features[fs]
-        if probe == "linear":
-            tr, _, _ = fit_rows(task, {"train": sub, "val": sub[:0]}, settings)
-            folds[k] = cv_rows(task, tr, settings)
-            for fit, held_out in folds[k]:
-                jobs.append(delayed(_fold_scores)(task, X, fit, held_out, settings))
-                costs.append(len(fit) * X.shape[1])
-                keys.append(("fold", k))
-        else:
-            jobs.append(delayed(_fit_one)(probe, task, X, sub, test, settings))
-            costs.append(len(sub) * X.shape[1])
-            keys.append(("fit", k))
-    first = _largest_first(jobs, costs, threads)
-    preds: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-    per_fold: dict[int, list[np.ndarray]] = {k: [] for k in folds}
-    for (kind, k), r in zip(keys, first, strict=True):
-        if kind == "fit":
-            preds[k] = r
-        else:
-            per_fold[k].append(r)
-    refits = [
-        delayed(_fit_one)(
-            "linear",
-            task,
-            features[fits[k][0]],
-            fits[k][2],
-            test,
-            settings,
-            choose_strength(
-                task, mean_fold_scores(per_fold[k]), f"{len(folds[k])}-fold CV", settings
-            ),
-        )
-        for k in folds
-    ]
-    cost = [len(fits[k][2]) * features[fits[k][0]].shape[1] for k in folds]
-    for k, r in zip(folds, _largest_first(refits, cost, threads), strict=True):
-        preds[k] = r
-    return [preds[k] for k in range(len(fits))]
+    return Parallel(n_jobs=int(threads))(
+        delayed(_fit_one)(probe, task, features[fs], sub, test, settings) for fs, probe, sub in fits
+    )
 
 
 def label_efficiency(

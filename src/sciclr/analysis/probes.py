@@ -39,20 +39,7 @@ from sciclr.analysis.scoring import Prediction, metric_functions, task_seed
 from sciclr.analysis.spec import HIGHER_IS_BETTER, KNN_WORKING_MEMORY_MB, Settings, TaskData
 from sciclr.errors import SciclrError
 
-__all__ = [
-    "cap_rows",
-    "choose_strength",
-    "cv_rows",
-    "fit_linear",
-    "fit_predict",
-    "fit_rows",
-    "mean_fold_scores",
-    "path_scores",
-    "ridge_path",
-    "run_probes",
-    "standardize",
-    "strength_grid",
-]
+__all__ = ["cap_rows", "fit_linear", "fit_predict", "ridge_path", "run_probes", "standardize"]
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +85,7 @@ def cap_rows(rows: np.ndarray, cap: int, seed: int, labels: np.ndarray | None = 
     return np.sort(rows[np.concatenate(picks)])
 
 
-def fit_rows(
+def _fit_rows(
     task: TaskData, rows: Mapping[str, np.ndarray], settings: Settings
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Train and val rows a probe is fitted and selected on (:func:`cap_rows` at
@@ -243,46 +230,41 @@ def _path_scores(
     return out
 
 
-def strength_grid(task: TaskData, settings: Settings) -> list[float]:
-    """The L2 strengths a linear probe chooses from, strongest first (large alpha, small C):
-    the order :func:`path_scores` fits them in and ties are broken along."""
-    grid = list(settings["ridge_alpha"] if task.type == "regression" else settings["logistic_c"])
-    return sorted(grid, reverse=task.type == "regression")
-
-
-def cv_rows(
-    task: TaskData, train: np.ndarray, settings: Settings
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(fit rows, held-out rows)`` of each CV fold over the rows ``train`` (stratified for
-    classification); empty when there are too few items (or items of a class) to fold."""
-    train = np.asarray(train)
-    return [(train[a], train[b]) for a, b in _folds(task, task.y[train], settings)]
-
-
-def path_scores(
+def fit_linear(
     task: TaskData,
-    X: np.ndarray,
-    fit: np.ndarray,
-    held_out: np.ndarray,
+    Xtr: np.ndarray,
+    ytr: np.ndarray,
+    Xval: np.ndarray | None,
+    yval: np.ndarray | None,
     settings: Settings,
-) -> np.ndarray:
-    """Metric of every :func:`strength_grid` value, fitted on the rows ``fit`` of ``X`` and
-    scored on the rows ``held_out``: one fold of the selection, independent of the others (so
-    folds can run in parallel; :mod:`sciclr.analysis.label_efficiency`)."""
-    grid = strength_grid(task, settings)
-    return _path_scores(task, X[fit], task.y[fit], X[held_out], task.y[held_out], grid, settings)
-
-
-def choose_strength(
-    task: TaskData, scores: np.ndarray | None, how: str, settings: Settings
 ) -> tuple[float, str]:
-    """The strength of the best score in ``scores`` (aligned with :func:`strength_grid`;
-    fold scores are averaged first) and its note, such as ``"C=0.1 (val)"``.
+    """Choose the L2 strength: on the val split when it scores, else by k-fold CV on train.
 
-    When several values tie for the best score, the middle one of them is taken (the stronger
-    on an even count); without a finite score the default 1 is taken and the note says why."""
+    Returns the chosen value and a note such as ``"C=0.1 (val)"``. When several values tie for
+    the best score, the middle one of them is taken (the stronger on an even count).
+    """
     name = "alpha" if task.type == "regression" else "C"
-    grid = strength_grid(task, settings)
+    grid = list(settings["ridge_alpha"] if task.type == "regression" else settings["logistic_c"])
+    # strongest regularisation first: large alpha, small C
+    grid = sorted(grid, reverse=task.type == "regression")
+    scores, how = None, ""
+    if Xval is not None and yval is not None and len(yval) >= 2:
+        s = _path_scores(task, Xtr, ytr, Xval, yval, grid, settings)
+        if np.isfinite(s).any():
+            scores, how = s, "val"
+    if scores is None:
+        folds = _folds(task, ytr, settings)
+        if folds:
+            per_fold = np.stack(
+                [
+                    _path_scores(task, Xtr[a], ytr[a], Xtr[b], ytr[b], grid, settings)
+                    for a, b in folds
+                ]
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                scores = np.nanmean(per_fold, axis=0)
+            how = f"{len(folds)}-fold CV"
     if scores is None or not np.isfinite(scores).any():
         value = 1.0
         return value, f"{name}={value:g} (default: too few items to select)"
@@ -295,39 +277,6 @@ def choose_strength(
     tied = [j for j in range(len(grid)) if not _better(scores[best], scores[j], task.metric)]
     best = tied[(len(tied) - 1) // 2]
     return float(grid[best]), f"{name}={grid[best]:g} ({how})"
-
-
-def mean_fold_scores(per_fold: Sequence[np.ndarray]) -> np.ndarray | None:
-    """The per-strength mean over folds (NaN folds skipped); ``None`` without folds."""
-    if not len(per_fold):
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a strength no fold could score
-        return np.nanmean(np.stack(per_fold), axis=0)
-
-
-def fit_linear(
-    task: TaskData,
-    Xtr: np.ndarray,
-    ytr: np.ndarray,
-    Xval: np.ndarray | None,
-    yval: np.ndarray | None,
-    settings: Settings,
-) -> tuple[float, str]:
-    """Choose the L2 strength: on the val split when it scores, else by k-fold CV on train.
-
-    Returns the chosen value and a note such as ``"C=0.1 (val)"`` (:func:`choose_strength`).
-    """
-    grid = strength_grid(task, settings)
-    if Xval is not None and yval is not None and len(yval) >= 2:
-        s = _path_scores(task, Xtr, ytr, Xval, yval, grid, settings)
-        if np.isfinite(s).any():
-            return choose_strength(task, s, "val", settings)
-    folds = _folds(task, ytr, settings)
-    per_fold = [
-        _path_scores(task, Xtr[a], ytr[a], Xtr[b], ytr[b], grid, settings) for a, b in folds
-    ]
-    return choose_strength(task, mean_fold_scores(per_fold), f"{len(folds)}-fold CV", settings)
 
 
 def _dummy(task: TaskData, ytr: np.ndarray, n_test: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -348,21 +297,18 @@ def fit_predict(
     rows: Mapping[str, np.ndarray],
     settings: Settings,
     threads: int,
-    strength: tuple[float, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Fit ``probe`` on train rows, predict test rows → (y_pred, score, param note).
 
     Above ``analysis.max_items`` train (val) rows the fit (the selection) uses a seeded
-    subsample of that size; every test row is predicted, at most ``max_items`` at a time.
-    ``strength`` (value, note), when given, is the linear probe's L2 strength already chosen
-    (:func:`choose_strength`), and the selection is skipped."""
-    tr, va, sub_note = fit_rows(task, rows, settings)
+    subsample of that size; every test row is predicted, at most ``max_items`` at a time."""
+    tr, va, sub_note = _fit_rows(task, rows, settings)
     te = rows["test"]
     chunk = int(settings["max_items"])
     ytr = task.y[tr]
     seed = int(settings["seed"])
     if probe == "linear":
-        value, note = strength or fit_linear(
+        value, note = fit_linear(
             task, X[tr], ytr, X[va] if len(va) else None, task.y[va] if len(va) else None, settings
         )
         scaler = StandardScaler().fit(X[tr])
