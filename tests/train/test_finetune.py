@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from sciclr.analysis.spec import TaskData
+from sciclr.analysis.logistic import fit_logistic
+from sciclr.analysis.probes import fit_linear, ridge_path, standardize
+from sciclr.analysis.spec import Settings, TaskData
 from sciclr.config import dataset_params
 from sciclr.errors import SciclrError
 from sciclr.io import load_matrix
@@ -28,6 +30,7 @@ from sciclr.train.finetune import (
     _outputs,
     epoch_batches,
     initial_model,
+    probe_head,
     run_finetune,
     select_task,
 )
@@ -86,15 +89,15 @@ def test_early_stopping_rule():
 
 
 def test_early_stopping_keeps_the_best_val_epoch(data, tmp_path):
-    res = _run(data, tmp_path, task="target", epochs=12, patience=2, lr=0.05)
+    res = _run(data, tmp_path, task="target", epochs=12, patience=2, lr=0.05, head_init="zero")
     hist = pd.read_csv(tmp_path / "metrics.csv")
-    assert list(hist["epoch"]) == list(range(1, len(hist) + 1))
+    assert list(hist["epoch"]) == list(range(len(hist)))  # epoch 0: the starting point
     best = int(hist["val_value"].idxmin())  # mae: lower is better; first of ties
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["best_epoch"] == best + 1 == int(hist.loc[hist["best"], "epoch"].iloc[-1])
-    assert summary["best_val"] == pytest.approx(hist["val_value"].min())
+    assert summary["best_epoch"] == best == int(hist.loc[hist["best"], "epoch"].iloc[-1])
+    assert best > 0 and summary["best_val"] == pytest.approx(hist["val_value"].min())
     # it stopped patience epochs after the best one, which was not the last epoch
-    assert summary["stopped_early"] and len(hist) == best + 1 + 2 < 12
+    assert summary["stopped_early"] and len(hist) == best + 1 + 2 < 13
     assert hist["val_value"].iloc[-1] > hist["val_value"].min()
     # the weights kept are that epoch's: rebuilt from them, the val MAE and the test
     # predictions come out exactly as recorded
@@ -217,3 +220,57 @@ def test_epoch_batches_cover_the_subset_and_bucket_by_size():
 
     assert padded(epoch_batches(1000, 16, 3, 0, None)) > 1.4
     assert padded(epoch_batches(1000, 16, 3, 0, sizes)) < 1.05
+
+
+@pytest.mark.parametrize("task_name", ["label", "target"])
+def test_the_head_starts_as_the_linear_probe_and_epoch_0_can_be_kept(
+    data, checkpoint, tmp_path, task_name
+):
+    """With a learning rate too small to move anything, no epoch beats the start on val, so
+    the run returns its epoch 0: the test predictions are those of the label-efficiency
+    probe (CV inside the subset) fitted on the SSL embeddings of the same subset."""
+    res = _run(data, tmp_path, task=task_name, fraction=0.5, checkpoint=checkpoint, lr=1e-12)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["best_epoch"] == 0 and summary["head_init"] == "probe"
+    assert summary["probe"].endswith("-fold CV)") and summary["start_val"] == summary["best_val"]
+    payload, _ = load_data(data)
+    source = DOMAIN.data_source(payload)
+    cfg = dataset_params(ft_cfg())
+    records = pd.read_csv(data / "records.tsv", sep="\t", dtype={"id": str})
+    task = select_task(cfg, records, task_name)
+    X = embed(_load_trained(DOMAIN, payload, checkpoint), source, np.arange(len(source)), "cpu")
+    sub, test = res.train_rows, np.flatnonzero(records["split"].to_numpy() == "test")
+    settings = Settings.from_params(cfg)
+    y = task.y[sub]
+    if task.type == "regression":
+        value, _ = fit_linear(task, X[sub], y.astype(float), None, None, settings)
+        Xs, Xt = standardize(X[sub], X[test])
+        coef, icpt = ridge_path(Xs, y.astype(float), [value])
+        np.testing.assert_allclose(res.predictions["y_pred"], Xt @ coef[0] + icpt[0], atol=1e-4)
+    else:
+        value, _ = fit_linear(task, X[sub], y, None, None, settings)
+        Xs, Xt = standardize(X[sub], X[test])
+        expect = fit_logistic(Xs, y, value, settings["max_iter"]).predict(Xt)
+        assert (res.predictions["y_pred"].astype(str).to_numpy() == expect).all()
+
+
+def test_probe_head_maps_every_class_to_its_output():
+    """Binary fits have one logit, a class absent from the subset gets none: the head's
+    softmax still gives the probe's probabilities, in the head's class order."""
+    rng = np.random.default_rng(0)
+    settings = Settings.from_params(dataset_params({"domain": "dna"}))
+    for classes, present in ((["a", "b"], ["a", "b"]), (["a", "b", "c", "d"], ["a", "b", "d"])):
+        y = np.array(present * 20)
+        x = rng.normal(size=(len(y), 5)) + (np.searchsorted(classes, y)[:, None] == np.arange(5))
+        x = (x - x.mean(0)) / x.std(0)
+        task = TaskData(
+            "t", "classification", "t", y, np.ones(len(y), bool), "accuracy", tuple(classes)
+        )
+        weight, bias, note = probe_head(task, x, y, classes, settings, False)
+        assert weight.shape == (len(classes), 5) and note.startswith("C=")
+        value, _ = fit_linear(task, x, y, None, None, settings)
+        probe = fit_logistic(x, y, value, settings["max_iter"])
+        prob = torch.softmax(torch.from_numpy(x @ weight.T + bias).double(), 1).numpy()
+        cols = [classes.index(c) for c in present]
+        np.testing.assert_allclose(prob[:, cols], probe.predict_proba(x), atol=1e-4)
+        assert (prob[:, [classes.index(c) for c in classes if c not in present]] < 1e-3).all()

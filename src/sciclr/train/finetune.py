@@ -9,8 +9,9 @@ One run = one task × one fraction of its train labels × one initialisation:
   runs differ by the pretraining alone.
 
 A linear head on ``model.embed(batch)`` (the frozen-probe representation, now trained),
-standardised with the initial encoder's statistics on the train subset and initialised at zero
-(:class:`FinetuneNet`), is trained with it; the whole network is trained with AdamW (no decay on
+standardised with the initial encoder's statistics on the train subset (:class:`FinetuneNet`)
+and starting as the linear probe of those embeddings (:func:`probe_head`; LP-FT, Kumar et al.
+2022; ``finetune.head_init: zero`` starts it at zero), is trained with it; the whole network is trained with AdamW (no decay on
 biases and norms), a warm-up + cosine schedule over the most epochs, gradient clipping, bf16
 autocast on CUDA (``train.amp``; fp16 with a GradScaler; float32 on CPU), BatchNorm in train
 mode; batches of similar lengths when the source pads (:func:`epoch_batches`). Classification
@@ -20,9 +21,11 @@ absolute loss on the target standardised with the subset's mean and deviation.
 
 Both inits see the same things: the train subset (:func:`sciclr.analysis.label_efficiency.
 draw_subset`, class-stratified, seeded by ``finetune.seed`` and the task's name), the batch
-order, the head's initial (zero) weights, the budget (``finetune.epochs``) and the stopping rule
-(the task's main metric on the val split after every epoch; ``patience`` epochs without a
-better value end the run and the best epoch's weights are kept). Test predictions come from
+order, the rule that sets the head's initial weights, the budget (``finetune.epochs``) and the
+stopping rule (the task's main metric on the val split before training — epoch 0 — and after
+every epoch; ``patience`` epochs without a better value end the run and the best epoch's
+weights are kept, epoch 0's included: fine-tuning that never beats its starting probe on val
+returns that probe). Test predictions come from
 that best epoch. Items are embedded in order of size for evaluation
 (:func:`sciclr.train.embed.embed`).
 
@@ -48,6 +51,8 @@ from torch import nn
 
 from sciclr.analysis.inputs import read_records
 from sciclr.analysis.label_efficiency import draw_subset
+from sciclr.analysis.logistic import fit_logistic
+from sciclr.analysis.probes import fit_linear, ridge_path
 from sciclr.analysis.scoring import metric_functions, task_seed
 from sciclr.analysis.spec import HIGHER_IS_BETTER, Settings, TaskData, resolve_tasks
 from sciclr.config import dataset_params
@@ -106,6 +111,7 @@ class FinetuneConfig:
     warmup_epochs: float
     grad_clip: float | None
     regression_loss: str
+    head_init: str
     seed: int
     eval_batch_size: int
 
@@ -121,11 +127,10 @@ class FinetuneNet(nn.Module):
     """A contrastive model's embedding with a linear task head: ``(N, out)`` per batch.
 
     The head reads the embedding standardised with fixed statistics (``mean``, ``std``: the
-    initial encoder's on the train subset, as the linear probe standardises its features) and
-    starts at zero, so the first steps train the head alone — the encoder's gradient is
-    ``W^T (p - y) = 0`` until the head has learnt something — instead of pushing a random
-    head's errors into the pretrained features (LP-FT, Kumar et al., ICLR 2022, reaches the
-    same end with a linear probe first). Both inits get the same treatment.
+    initial encoder's on the train subset, as the linear probe standardises its features). It
+    starts at zero, or as the linear probe of the initial embeddings (:meth:`set_head`,
+    ``finetune.head_init: probe``): either way no random head pushes its errors into the
+    pretrained features (LP-FT, Kumar et al., ICLR 2022). Both inits get the same treatment.
     """
 
     def __init__(self, model: ContrastiveModel, emb_dim: int, out_dim: int) -> None:
@@ -142,6 +147,13 @@ class FinetuneNet(nn.Module):
 
     def forward(self, batch: Any) -> torch.Tensor:
         return self.head(self.features(self.model.embed(batch)))
+
+    def set_head(self, weight: np.ndarray, bias: np.ndarray) -> None:
+        """Set the head to ``weight`` ``(out, emb)`` and ``bias`` ``(out,)`` (standardised
+        features in, the training targets' units out)."""
+        with torch.no_grad():
+            self.head.weight.copy_(torch.as_tensor(weight, dtype=self.head.weight.dtype))
+            self.head.bias.copy_(torch.as_tensor(bias, dtype=self.head.bias.dtype))
 
     def standardize_with(self, x: np.ndarray) -> None:
         """Fix the statistics from embeddings ``x`` ``(n, e)`` (a constant column keeps 1)."""
@@ -272,6 +284,47 @@ def _balanced(task: TaskData, cfg: Mapping[str, Any]) -> bool:
     )
 
 
+#: how far below the least likely class a class absent from the subset starts (nats): the
+#: probe cannot predict it, and neither does the head it becomes
+ABSENT_CLASS_LOGIT = 10.0
+
+
+def probe_head(
+    task: TaskData,
+    x: np.ndarray,
+    target: np.ndarray,
+    classes: list[str] | None,
+    settings: Settings,
+    balanced: bool,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The linear probe of standardised embeddings ``x`` ``(n, e)`` as a head: ``weight``
+    ``(out, e)``, ``bias`` ``(out,)`` and the probe's note (e.g. ``"C=0.1 (5-fold CV)"``).
+
+    The probe is the label-efficiency curves' one: L2 logistic regression (``classes``: the
+    head's outputs, the task's sorted classes) or ridge on ``target`` (the standardised
+    regression target the head is trained on), its strength chosen by cross-validation inside
+    the subset (the val split decides only the epoch). Starting the fine-tuning there is LP-FT
+    (Kumar et al., "Fine-Tuning can Distort Pretrained Features and Underperform
+    Out-of-Distribution", ICLR 2022): the encoder's first gradients come from a fitted head.
+    """
+    value, note = fit_linear(task, x, target, None, None, settings)
+    if task.type == "regression":
+        coef, icpt = ridge_path(x, target.astype(np.float64), [value])
+        return coef[:1].astype(np.float32), icpt[:1].astype(np.float32), note
+    model = fit_logistic(x, target, value, settings["max_iter"], balanced=balanced)
+    seen = [str(c) for c in model.classes]
+    coef, icpt = model.estimator.coef_, model.estimator.intercept_
+    if len(seen) == 2:  # one logit for the second class: softmax([0, z]) = sigmoid(z)
+        coef = np.vstack([np.zeros_like(coef), coef])
+        icpt = np.array([0.0, icpt[0]])
+    weight = np.zeros((len(classes), x.shape[1]), dtype=np.float32)
+    bias = np.full(len(classes), float(np.min(icpt)) - ABSENT_CLASS_LOGIT, dtype=np.float32)
+    for j, c in enumerate(seen):
+        k = classes.index(c)
+        weight[k], bias[k] = coef[j], icpt[j]
+    return weight, bias, note
+
+
 def _loss_fn(
     task: TaskData, target: torch.Tensor, fcfg: FinetuneConfig, balanced: bool, device
 ) -> nn.Module:
@@ -369,9 +422,14 @@ def finetune_task(
     amp: torch.dtype | None = None,
     balanced: bool = False,
     stream: TextIO | None = None,
+    settings: Settings | None = None,
 ) -> FinetuneResult:
     """Train ``model`` + a linear head on ``fraction`` of the task's train labels with early
-    stopping on val; predict the test split with the best val epoch's weights."""
+    stopping on val; predict the test split with the best val epoch's weights.
+
+    ``settings`` (the data set's analysis settings) choose the probe the head starts as when
+    ``fcfg.head_init`` is ``probe``; epoch 0, the starting point, is scored on val too and is
+    a candidate of the early stopping."""
     stream = stream if stream is not None else sys.stderr
     t_start = time.perf_counter()
     rows = _split_rows(task, records)
@@ -395,6 +453,15 @@ def finetune_task(
         x0 = embed(model, source, sub, device, fcfg.eval_batch_size)
     net = FinetuneNet(model, x0.shape[1], out_dim).to(device)
     net.standardize_with(x0)
+    probe_note = None
+    if fcfg.head_init == "probe":
+        if settings is None:
+            raise ValueError("finetune_task: head_init 'probe' needs the analysis settings")
+        xs = (x0 - net.mean.cpu().numpy()) / net.std.cpu().numpy()
+        classes = [str(c) for c in decode["classes"]] if "classes" in decode else None
+        fit_on = task.y[sub].astype(str) if classes is not None else target.numpy()
+        weight, bias, probe_note = probe_head(task, xs, fit_on, classes, settings, balanced)
+        net.set_head(weight, bias)
     net.train()
     loss_fn = _loss_fn(task, target, fcfg, balanced, device)
     target = target.to(device)
@@ -435,8 +502,38 @@ def finetune_task(
         flush=True,
     )
     history: list[dict[str, Any]] = []
-    best_state: dict[str, torch.Tensor] = {}
     step, train_s, epoch_times = 0, 0.0, []
+
+    def val_value() -> float:
+        if not has_val:
+            return float("nan")
+        out = _outputs(net, source, val, device, fcfg.eval_batch_size, amp)
+        return _metric(task, val, *_decode(task, out, decode))
+
+    # epoch 0: the starting point (the probe, or the zero head) is a candidate too, so the
+    # run keeps it when no epoch of fine-tuning beats it on val
+    value0 = val_value()
+    stopper.update(0, value0)
+    best_state = model_state(net)
+    history.append(
+        {
+            "epoch": 0,
+            "step": 0,
+            "train_loss": float("nan"),
+            "metric": task.metric,
+            "val_value": value0,
+            "best": True,
+            "lr": 0.0,
+            "samples_per_s": float("nan"),
+            "epoch_s": 0.0,
+        }
+    )
+    print(
+        f"{prefix} epoch 0 ({'probe ' + probe_note if probe_note else 'zero head'}): "
+        f"val {task.metric} {value0:.4f}",
+        file=stream,
+        flush=True,
+    )
     for epoch in range(fcfg.epochs):
         t0 = time.perf_counter()
         net.train()
@@ -467,15 +564,7 @@ def finetune_task(
             step += 1
         t_train = time.perf_counter() - t0
         train_s += t_train
-        if has_val:
-            y_pred, score = _decode(
-                task,
-                _outputs(net, source, val, device, fcfg.eval_batch_size, amp),
-                decode,
-            )
-            value = _metric(task, val, y_pred, score)
-        else:
-            value = float("nan")
+        value = val_value()
         improved = stopper.update(epoch + 1, value) if has_val else True
         if improved:
             best_state = model_state(net)
@@ -531,8 +620,9 @@ def finetune_task(
             "score": score if score is not None else np.full(len(test), np.nan),
         }
     )[PREDICTION_COLUMNS]
-    epochs_run = len(history)
-    steady = [h["samples_per_s"] for h in history[1:]] or [history[0]["samples_per_s"]]
+    epochs_run = len(history) - 1  # the row of epoch 0 is the starting point
+    trained = [h["samples_per_s"] for h in history[1:]]
+    steady = trained[1:] or trained
     summary = {
         "task": task.name,
         "task_type": task.type,
@@ -548,11 +638,14 @@ def finetune_task(
         "epochs_run": epochs_run,
         "stopped_early": bool(has_val and stopper.stop and epochs_run < fcfg.epochs),
         "selection": "best val epoch" if has_val else "last epoch (no val items)",
+        "head_init": fcfg.head_init,
+        "probe": probe_note,
+        "start_val": value0 if has_val else None,
         "test_value": test_value,
         "steps": step,
         "train_s": train_s,
         "wall_s": time.perf_counter() - t_start,
-        "samples_per_s": float(np.nanmedian(steady)),
+        "samples_per_s": float(np.nanmedian(steady)) if steady else float("nan"),
         "device": str(device),
         "amp": str(amp).removeprefix("torch.") if amp else "off",
         "balanced_loss": bool(balanced and task.type == "classification"),
@@ -614,6 +707,7 @@ def run_finetune(
         amp,
         _balanced(spec, cfg),
         stream,
+        Settings.from_params(cfg),
     )
     result.summary.update(
         init="scratch" if checkpoint is None else "ssl",
