@@ -57,6 +57,24 @@ def test_rbf_vanishes_smoothly_at_cutoff():
     assert out[0, 0] == 1.0  # the first Gaussian sits at 0
 
 
+def test_rbf_holds_no_subnormal_floats():
+    """Far tails and the envelope near the cutoff are 0, not subnormal (slow on CPUs);
+    every other value is the Gaussian times the envelope."""
+    rbf = GaussianRBF(32, cutoff=6.0)
+    d = torch.linspace(0.0, 6.0, 20001)
+    torch.set_flush_denormal(False)  # resolve_device turns flushing on in a torch verb
+    try:
+        out = rbf(d)
+        env = 0.5 * (torch.cos(torch.pi * d / 6.0) + 1)
+        plain = torch.exp(-(((d[:, None] - rbf.mu) / rbf.width) ** 2)) * env[:, None]
+    finally:
+        torch.set_flush_denormal(True)
+    tiny = torch.finfo(torch.float32).tiny
+    assert ((out == 0) | (out >= tiny)).all()
+    assert ((plain > 0) & (plain < tiny)).any()  # the unfloored formula does hold some
+    torch.testing.assert_close(out, torch.where(plain < 1e-30, 0.0, plain), rtol=0, atol=0)
+
+
 def test_cgconv_equals_concatenated_formulation():
     torch.manual_seed(0)
     b = toy_batch()

@@ -91,9 +91,18 @@ def bond_orientations(
     return atoms, edges
 
 
+#: RBF values below this are exactly 0. The Gaussians' far tails (and their product with the
+#: envelope near the cutoff) reach float32's subnormal range (below 1.2e-38), which x86 CPUs
+#: multiply one to two orders of magnitude slower: one crystal training step's edge-feature
+#: products took 1.06 s instead of 12 ms, the whole step 2.33 s instead of 0.63 s (default
+#: model, 256 bundled crystals, 2 threads).
+RBF_FLOOR = 1e-30
+
+
 class GaussianRBF(nn.Module):
     """``(E,) -> (E, n)``: exp(-((d - μ_k)/w)²) on a uniform grid of μ in [0, cutoff], times the
-    cosine envelope ``0.5 (cos(π d / cutoff) + 1)`` (0 beyond the cutoff)."""
+    cosine envelope ``0.5 (cos(π d / cutoff) + 1)`` (0 beyond the cutoff). Values below
+    :data:`RBF_FLOOR` are 0: no subnormal floats reach the edge network."""
 
     def __init__(self, n: int = 32, cutoff: float = 6.0) -> None:
         super().__init__()
@@ -103,7 +112,8 @@ class GaussianRBF(nn.Module):
 
     def forward(self, d: Tensor) -> Tensor:
         env = 0.5 * (torch.cos(math.pi * d.clamp(max=self.cutoff) / self.cutoff) + 1)
-        return torch.exp(-(((d[:, None] - self.mu) / self.width) ** 2)) * env[:, None]
+        out = torch.exp(-(((d[:, None] - self.mu) / self.width) ** 2)) * env[:, None]
+        return out.masked_fill(out < RBF_FLOOR, 0.0)
 
 
 class FactorisedCGConv(MessagePassing):

@@ -13,8 +13,9 @@ standardised with the initial encoder's statistics on the train subset (:class:`
 and starting as the linear probe of those embeddings (:func:`probe_head`; LP-FT, Kumar et al.
 2022; ``finetune.head_init: zero`` starts it at zero), is trained with it; the whole network is trained with AdamW (no decay on
 biases and norms), a warm-up + cosine schedule over the most epochs, gradient clipping, bf16
-autocast on CUDA (``train.amp``; fp16 with a GradScaler; float32 on CPU), BatchNorm in train
-mode; batches of similar lengths when the source pads (:func:`epoch_batches`). Classification
+autocast on CUDA (``train.amp``; fp16 with a GradScaler; float32 on CPU), BatchNorm layers
+normalising with their stored statistics (``finetune.norm_stats: frozen``, :func:`train_mode`:
+a step sees the function the probe was fitted on; ``batch`` uses batch statistics); batches of similar lengths when the source pads (:func:`epoch_batches`). Classification
 minimises cross-entropy (class-balanced when the task's metric is balanced accuracy or macro-F1,
 as :mod:`sciclr.analysis.probes` weights its logistic probe); regression a Huber, squared or
 absolute loss on the target standardised with the subset's mean and deviation.
@@ -112,6 +113,7 @@ class FinetuneConfig:
     grad_clip: float | None
     regression_loss: str
     head_init: str
+    norm_stats: str
     seed: int
     eval_batch_size: int
 
@@ -325,6 +327,17 @@ def probe_head(
     return weight, bias, note
 
 
+def train_mode(net: nn.Module, norm_stats: str) -> None:
+    """``net.train()``, with every BatchNorm layer back in eval mode when ``norm_stats`` is
+    ``frozen``: it normalises with its stored statistics and does not update them, so the
+    function being trained is the one the embedding (and the probe on it) came from."""
+    net.train()
+    if norm_stats == "frozen":
+        for module in net.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
 def _loss_fn(
     task: TaskData, target: torch.Tensor, fcfg: FinetuneConfig, balanced: bool, device
 ) -> nn.Module:
@@ -462,7 +475,6 @@ def finetune_task(
         fit_on = task.y[sub].astype(str) if classes is not None else target.numpy()
         weight, bias, probe_note = probe_head(task, xs, fit_on, classes, settings, balanced)
         net.set_head(weight, bias)
-    net.train()
     loss_fn = _loss_fn(task, target, fcfg, balanced, device)
     target = target.to(device)
 
@@ -536,7 +548,7 @@ def finetune_task(
     )
     for epoch in range(fcfg.epochs):
         t0 = time.perf_counter()
-        net.train()
+        train_mode(net, fcfg.norm_stats)
         loss_sum, seen = 0.0, 0
         for chunk in epoch_batches(len(sub), n_batches, fcfg.seed, epoch, sub_sizes):
             batch = source.batch(sub_t[chunk], device)
