@@ -3,7 +3,8 @@
 A script, not a test. For a results folder of the workflow, it scores each feature set
 (``embeddings/*.npz``, ``features/*.npz``) on the **val** split only (the test split is never
 read): a linear probe fitted on train (regularisation chosen by cross-validation inside train),
-k-NN, k-means ARI on val, and the same linear probe fitted on seeded class-stratified 10 % and
+k-means ARI on val for classification tasks (features standardised with train statistics, k =
+the val split's classes), and the same linear probe fitted on seeded class-stratified 10 % and
 1 % subsets of train (mean over repeats). The defaults of the bundled config were chosen with it
 (see the closing notes and README).
 
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 
 from sciclr.analysis.inputs import load_features
 from sciclr.analysis.label_efficiency import draw_subset
@@ -80,6 +83,11 @@ def main() -> None:
             row["linear"] = _score(
                 task, task.y[va], _linear(task, settings, X[tr], task.y[tr], X[va])
             )
+            if task.type == "classification":
+                yv = task.y[va].astype(str)
+                Z = standardize(X[tr], X[va])[1]
+                km = KMeans(len(np.unique(yv)), n_init=10, random_state=0).fit(Z)
+                row["kmeans_ari"] = float(adjusted_rand_score(yv, km.labels_))
             for frac in args.fractions:
                 vals = []
                 for r in range(args.repeats):
