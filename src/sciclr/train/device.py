@@ -18,15 +18,7 @@ __all__ = ["autocast", "resolve_amp", "resolve_device"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU. Under torchrun, CUDA means ``cuda:LOCAL_RANK``.
-
-    Every torch verb (train, embed, finetune) picks its device here, so this is also where the
-    process's CPU float mode is set: subnormal floats are flushed to zero
-    (``torch.set_flush_denormal``). Values below 1.2e-38 change no result that matters, and
-    x86 CPUs compute with them one to two orders of magnitude slower: the crystal GNN's
-    sigmoid gates and RBF tails made a training step 4x slower (2.33 vs 0.58 s, 256 bundled
-    crystals, 2 threads)."""
-    torch.set_flush_denormal(True)
+    """``"auto"`` → CUDA when available, else CPU. Under torchrun, CUDA means ``cuda:LOCAL_RANK``."""
     name = str(name).lower()
     if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
         raise SciclrError(f"config device: got {name!r}, expected auto, cpu or cuda")
