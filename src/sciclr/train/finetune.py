@@ -470,7 +470,8 @@ def finetune_task(
     if fcfg.head_init == "probe":
         if settings is None:
             raise ValueError("finetune_task: head_init 'probe' needs the analysis settings")
-        xs = (x0 - net.mean.cpu().numpy()) / net.std.cpu().numpy()
+        with torch.no_grad():  # what the head reads: the net's own standardisation
+            xs = net.features(torch.as_tensor(x0, device=net.mean.device)).cpu().numpy()
         classes = [str(c) for c in decode["classes"]] if "classes" in decode else None
         fit_on = task.y[sub].astype(str) if classes is not None else target.numpy()
         weight, bias, probe_note = probe_head(task, xs, fit_on, classes, settings, balanced)
